@@ -1,0 +1,55 @@
+# Warren: `make run` starts everything, `make test` checks everything.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/warren
+
+.PHONY: run test demo services venv migrate lint pytest pytest-sqlite pytest-postgres bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+services:
+	@bash scripts/ensure-services.sh
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+run: services venv migrate
+	$(PY) manage.py ensure_admin
+	@echo "[warren] starting Daphne, the tap and a Celery worker: http://127.0.0.1:$${WARREN_PORT:-8000}/  (Ctrl-C stops all)"
+	$(VENV)/bin/honcho start
+
+demo: services venv
+	$(PY) manage.py demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+pytest-sqlite: venv
+	@echo "[warren] test suite on SQLite"
+	env -u DATABASE_URL $(VENV)/bin/pytest
+
+pytest-postgres: venv
+	@if timeout 1 bash -c '</dev/tcp/127.0.0.1/5432' 2>/dev/null; then \
+	  echo "[warren] test suite on PostgreSQL"; \
+	  DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest; \
+	else \
+	  echo "[warren] no PostgreSQL on 127.0.0.1:5432: the PostgreSQL run is left out"; \
+	fi
+
+test:
+	@bash scripts/ensure-services.sh --test
+	@$(MAKE) --no-print-directory venv lint pytest-sqlite pytest-postgres
+
+bench: services venv
+	$(PY) manage.py bench all
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,156 @@
+"""Who may do what, checked first by every view.
+
+Levels: "viewer" reads, "operator" may also change things (publish, purge,
+delete, replay), superusers may all. Each view is wrapped by exactly one of
+`page`, `api` or `public`, which records the level on the view function
+(`warren_access`) so a test can walk the URL configuration and find any route
+left unprotected.
+"""
+
+import functools
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+
+from console.management_api import BrokerError
+from console.models import ApiToken, AuditEntry
+
+VIEWER = "viewer"
+OPERATOR = "operator"
+LEVELS = (VIEWER, OPERATOR)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def role_of(user):
+    """'superuser', 'operator', 'viewer' or None for this user."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return "superuser"
+    groups = {group.name for group in user.groups.all()}
+    if OPERATOR in groups:
+        return OPERATOR
+    if VIEWER in groups:
+        return VIEWER
+    return None
+
+
+def allows(user, level):
+    role = role_of(user)
+    if role is None:
+        return False
+    if level == VIEWER:
+        return True
+    return role in ("superuser", OPERATOR)
+
+
+def can_view(user):
+    return allows(user, VIEWER)
+
+
+def can_operate(user):
+    return allows(user, OPERATOR)
+
+
+def _record_denied(request, level):
+    if level == OPERATOR or request.method not in SAFE_METHODS:
+        match = request.resolver_match
+        AuditEntry.record(
+            request,
+            action=match.url_name if match and match.url_name else "request",
+            result=AuditEntry.DENIED,
+            target=f"{request.method} {request.path}"[:1000],
+            detail=f"needs {level}",
+        )
+
+
+def _denied_message(level):
+    if level == OPERATOR:
+        return "This action needs the operator role."
+    return "Your account has no role yet: ask an administrator to add you to viewer or operator."
+
+
+def page(level=VIEWER):
+    """For HTML views: login first, then the role; a denial is a 403 page."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown access level {level!r}")
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not allows(request.user, level):
+                _record_denied(request, level)
+                return render(
+                    request,
+                    "denied.html",
+                    {"message": _denied_message(level)},
+                    status=403,
+                )
+            return view(request, *args, **kwargs)
+
+        wrapper.warren_access = level
+        return wrapper
+
+    return decorate
+
+
+def api_error(status, message):
+    return JsonResponse({"error": message}, status=status)
+
+
+def _bearer_user(request):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return ApiToken.objects.user_for(token.strip())
+
+
+def _csrf_failure(request):
+    """Session-authenticated changes must carry the CSRF token; tokens need not."""
+    check = CsrfViewMiddleware(lambda req: None)
+    check.process_request(request)
+    return check.process_view(request, None, (), {})
+
+
+def api(level=VIEWER):
+    """For JSON views: session or bearer token; 401/403/502 as JSON errors."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown access level {level!r}")
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            has_bearer = "Authorization" in request.headers
+            if has_bearer:
+                user = _bearer_user(request)
+                if user is None:
+                    return api_error(401, "The bearer token is not valid.")
+                request.user = user
+            elif not request.user.is_authenticated:
+                return api_error(401, "Log in or send an Authorization: Bearer token.")
+            elif request.method not in SAFE_METHODS and _csrf_failure(request):
+                return api_error(403, "CSRF token missing or wrong.")
+            if not allows(request.user, level):
+                _record_denied(request, level)
+                return api_error(403, _denied_message(level))
+            try:
+                return view(request, *args, **kwargs)
+            except BrokerError as error:
+                return api_error(502, error.message)
+
+        wrapper.warren_access = level
+        return csrf_exempt(wrapper)
+
+    return decorate
+
+
+def public(view):
+    """Marks a view that anyone may call (login, health)."""
+    view.warren_access = "public"
+    return view

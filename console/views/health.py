@@ -1,0 +1,38 @@
+"""GET /api/health: anyone gets the status word; logged-in viewers get the details."""
+
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from console import access
+from console.brokers import default_broker
+from console.management_api import BrokerError
+
+
+def broker_health(broker):
+    try:
+        overview = broker.client().overview()
+    except BrokerError as error:
+        return {"reachable": False, "error": error.message}
+    return {
+        "reachable": True,
+        "rabbitmq_version": overview.get("rabbitmq_version"),
+        "cluster_name": overview.get("cluster_name"),
+    }
+
+
+def health_report():
+    from tracer.status import tap_health
+
+    broker = broker_health(default_broker())
+    tap = tap_health()
+    healthy = broker["reachable"] and tap.get("running", False)
+    return {"status": "ok" if healthy else "degraded", "broker": broker, "tap": tap}
+
+
+@access.public
+@require_GET
+def health(request):
+    report = health_report()
+    if not access.can_view(request.user):
+        return JsonResponse({"status": report["status"]})
+    return JsonResponse(report)

@@ -1,0 +1,3 @@
+"""Tracer pages and JSON API routes."""
+
+urlpatterns = []
