@@ -19,6 +19,7 @@ services:
 
 migrate: venv
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 run: services venv migrate
 	$(PY) manage.py ensure_admin

@@ -117,6 +117,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "console.context.navigation",
             ],
+            "builtins": ["template_partials.templatetags.partials"],
         },
     },
 ]
