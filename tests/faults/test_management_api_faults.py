@@ -1,0 +1,83 @@
+"""A management API that is slow, failing or speaking nonsense: banner, no hang, no 500.
+
+A small local HTTP server stands in front of nothing and answers the way a
+sick broker would; Warren is pointed at it.
+"""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.urls import reverse
+
+
+class _SickBroker(BaseHTTPRequestHandler):
+    mode = "500"
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        if self.server.mode == "slow":
+            time.sleep(3)
+        if self.server.mode == "html":
+            body = b"<html>proxy error</html>"
+            status = 200
+        elif self.server.mode == "503":
+            body = b'{"error":"unavailable","reason":"node is booting"}'
+            status = 503
+        else:
+            body = b'{"error":"internal","reason":"boom from the broker"}'
+            status = 500
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def sick_broker(settings):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SickBroker)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.WARREN_MANAGEMENT_URL = f"http://127.0.0.1:{server.server_port}/"
+    settings.WARREN_MANAGEMENT_TIMEOUT = 1.0
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "words"),
+    [
+        ("500", "boom from the broker"),
+        ("503", "node is booting"),
+        ("html", "not JSON"),
+        ("slow", "did not answer in time"),
+    ],
+)
+def test_it_shows_a_banner_and_answers_promptly(viewer_client, sick_broker, mode, words):
+    sick_broker.mode = mode
+    started = time.monotonic()
+    response = viewer_client.get(reverse("overview"))
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "banner-error" in page
+    assert words in page
+    # The 1 s timeout bounds the wait (overview and nodes are two calls at most).
+    assert elapsed < 2.8
+
+
+def test_it_reports_the_broker_degraded_in_health(viewer_client, sick_broker):
+    sick_broker.mode = "500"
+    body = viewer_client.get("/api/health").json()
+    assert body["status"] == "degraded"
+    assert body["broker"]["reachable"] is False
+    assert "boom from the broker" in body["broker"]["error"]
