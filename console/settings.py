@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "axes",
     "console",
     "tracer",
+    "workloads",
 ]
 
 MIDDLEWARE = [
