@@ -1,0 +1,422 @@
+"""RPC pairing (DESIGN §6): events in, flows out. Pure: no database, no Django.
+
+A *group* is ``(vhost, reply queue, correlation id)`` (``""`` = no correlation
+id): everything that can belong to the flows answered on one reply queue under
+one correlation id. Within a group an event plays one role:
+
+- request            publish whose ``reply_to`` is the group's reply queue
+- request delivery   deliver whose ``reply_to`` is the group's reply queue
+- reply              publish routed with the reply queue as routing key (any exchange)
+- reply delivery     deliver from the reply queue (none for direct reply-to)
+
+A group's flows are a function of the group's events alone (sorted by time, then
+id), so the result does not depend on the order events arrived in. Storage
+keeps pairing stateless by recomputing, for every batch, the groups its new
+events belong to from what the database holds (`recompute`): several tap
+processes can share one tap queue and a reply stored before its request still
+pairs.
+
+Each flow's id is the id of its request event (an orphan's: its reply's), so a
+message can point at its flow before the flow row exists.
+"""
+
+import bisect
+from dataclasses import dataclass, field
+
+PUBLISH = "publish"
+DELIVER = "deliver"
+
+PENDING = "pending"
+COMPLETE = "complete"
+TIMEOUT = "timeout"
+ORPHAN = "orphan"
+STATUSES = (PENDING, COMPLETE, TIMEOUT, ORPHAN)
+
+BY_CORRELATION_ID = "correlation_id"
+BY_REPLY_TO = "reply_to"
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+DIRECT_REPLY_TO_PREFIX = DIRECT_REPLY_TO + "."
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One captured publish or delivery, as pairing needs it."""
+
+    id: int
+    kind: str  # PUBLISH or DELIVER
+    at: int  # microseconds since the epoch
+    vhost: str
+    exchange: str = ""
+    routing_key: str = ""  # the first routing key (publish and deliver)
+    queue: str = ""  # deliver only
+    correlation_id: str = ""
+    reply_to: str = ""
+    redelivered: bool = False
+    fingerprint: int = 0  # hash of properties and body: ties a delivery to its publish
+    backlog: bool = False
+    flow_id: int | None = None  # as stored; None for a new event
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    id: int
+    vhost: str
+    service: str
+    correlation_id: str | None
+    reply_to: str
+    pairing: str
+    status: str
+    started_at: int  # requested_at, or replied_at for an orphan
+    requested_at: int | None
+    request_delivered_at: int | None
+    replied_at: int | None
+    reply_delivered_at: int | None
+    latency_ms: float | None
+    queue_wait_ms: float | None
+    service_ms: float | None
+    end_to_end_ms: float | None
+    request_id: int | None
+    reply_id: int | None
+    replies: int
+    redeliveries: int
+    late: bool
+    backlog: bool
+    members: frozenset = field(default_factory=frozenset)
+
+
+@dataclass
+class Changes:
+    """What storage has to write after a recompute."""
+
+    flows: dict  # flow id -> Flow (insert or update)
+    delete_flow_ids: set  # flows owned by recomputed groups that no longer exist
+    flow_of: dict  # event id -> flow id or None, for every event whose home group was recomputed
+
+
+def is_direct_reply_to(queue):
+    return queue == DIRECT_REPLY_TO or queue.startswith(DIRECT_REPLY_TO_PREFIX)
+
+
+def service_of(exchange, routing_key):
+    """The unit of latency statistics: `rpc_queue`, `amq.topic / weather.ohio`."""
+    return f"{exchange} / {routing_key}" if exchange else routing_key
+
+
+def _target(event):
+    return event.routing_key if event.kind == PUBLISH else event.queue
+
+
+def group_keys(event):
+    """The groups an event may belong to: as request side, as reply side."""
+    keys = []
+    if event.reply_to:
+        keys.append((event.vhost, event.reply_to, event.correlation_id))
+    target = _target(event)
+    if target and target != event.reply_to:
+        keys.append((event.vhost, target, event.correlation_id))
+    return keys
+
+
+def home_group(event):
+    """The one group that decides the event's flow: a request side wins."""
+    if event.reply_to:
+        return (event.vhost, event.reply_to, event.correlation_id)
+    target = _target(event)
+    return (event.vhost, target, event.correlation_id) if target else None
+
+
+def _sort_key(event):
+    return (event.at, event.id)
+
+
+def _ms(later, earlier):
+    if later is None or earlier is None:
+        return None
+    return round((later - earlier) / 1000.0, 3)
+
+
+def _closest_before(candidates, at):
+    """The latest candidate at or before `at`, else the earliest (clock skew)."""
+    times = [candidate.at for candidate in candidates]
+    index = bisect.bisect_right(times, at)
+    return candidates[index - 1] if index else candidates[0]
+
+
+def _attach(deliveries, publishes):
+    """Each delivery to the publish it delivers: same fingerprint first, then time."""
+    attached = {publish.id: [] for publish in publishes}
+    if not publishes:
+        return attached
+    by_fingerprint = {}
+    for publish in publishes:
+        by_fingerprint.setdefault(publish.fingerprint, []).append(publish)
+    for delivery in deliveries:
+        candidates = by_fingerprint.get(delivery.fingerprint) or publishes
+        attached[_closest_before(candidates, delivery.at).id].append(delivery)
+    return attached
+
+
+def _assign_by_correlation_id(requests, replies):
+    answers = {request.id: [] for request in requests}
+    for reply in replies:
+        answers[_closest_before(requests, reply.at).id].append(reply)
+    return answers, []
+
+
+def _assign_by_reply_to(requests, replies, timeout_us):
+    """Without a correlation id the oldest pending request takes the reply.
+
+    A request that has already waited longer than the timeout only takes a reply
+    when no request within the timeout is waiting: one lost request must not
+    shift every later pairing on that reply queue.
+    """
+    answers = {request.id: [] for request in requests}
+    orphans = []
+    timeline = sorted(
+        [(r.at, 0, r.id, r) for r in requests] + [(r.at, 1, r.id, r) for r in replies]
+    )
+    pending = []
+    for at, is_reply, _, event in timeline:
+        if not is_reply:
+            pending.append(event)
+            continue
+        if not pending:
+            orphans.append(event)
+            continue
+        chosen = next((r for r in pending if at - r.at <= timeout_us), pending[0])
+        pending.remove(chosen)
+        answers[chosen.id].append(event)
+    return answers, orphans
+
+
+def _request_flow(key, request, deliveries, replies, reply_deliveries, timeout_us, now_us):
+    vhost, reply_queue, correlation_id = key
+    deliveries = sorted(deliveries, key=_sort_key)
+    replies = sorted(replies, key=_sort_key)
+    first_reply = replies[0] if replies else None
+    replied_at = first_reply.at if first_reply else None
+
+    delivery = None
+    if deliveries:
+        delivery = deliveries[0]
+        if replied_at is not None:
+            # The delivery that produced the answer: the last one before it.
+            before = [d for d in deliveries if d.at <= replied_at]
+            if before:
+                delivery = before[-1]
+    reply_delivery = None
+    if first_reply is not None:
+        own = sorted(reply_deliveries.get(first_reply.id, ()), key=_sort_key)
+        reply_delivery = own[0] if own else None
+
+    if first_reply is not None:
+        status = COMPLETE
+    elif now_us - request.at > timeout_us:
+        status = TIMEOUT
+    else:
+        status = PENDING
+    timed = [request, first_reply, delivery, reply_delivery]
+    members = {request.id, *(d.id for d in deliveries), *(r.id for r in replies)}
+    for reply in replies:
+        members.update(d.id for d in reply_deliveries.get(reply.id, ()))
+    requested_at = request.at
+    delivered_at = delivery.at if delivery else None
+    reply_delivered_at = reply_delivery.at if reply_delivery else None
+    return Flow(
+        id=request.id,
+        vhost=vhost,
+        service=service_of(request.exchange, request.routing_key),
+        correlation_id=correlation_id or None,
+        reply_to=reply_queue,
+        pairing=BY_CORRELATION_ID if correlation_id else BY_REPLY_TO,
+        status=status,
+        started_at=requested_at,
+        requested_at=requested_at,
+        request_delivered_at=delivered_at,
+        replied_at=replied_at,
+        reply_delivered_at=reply_delivered_at,
+        latency_ms=_ms(replied_at, requested_at),
+        queue_wait_ms=_ms(delivered_at, requested_at),
+        service_ms=_ms(replied_at, delivered_at),
+        end_to_end_ms=_ms(reply_delivered_at, requested_at),
+        request_id=request.id,
+        reply_id=first_reply.id if first_reply else None,
+        replies=len(replies),
+        redeliveries=sum(1 for d in deliveries if d.redelivered),
+        late=replied_at is not None and replied_at - requested_at > timeout_us,
+        backlog=any(event.backlog for event in timed if event is not None),
+        members=frozenset(members),
+    )
+
+
+def _orphan_flow(key, reply, reply_deliveries):
+    vhost, reply_queue, correlation_id = key
+    own = sorted(reply_deliveries.get(reply.id, ()), key=_sort_key)
+    delivery = own[0] if own else None
+    return Flow(
+        id=reply.id,
+        vhost=vhost,
+        service="",
+        correlation_id=correlation_id or None,
+        reply_to=reply_queue,
+        pairing=BY_CORRELATION_ID if correlation_id else BY_REPLY_TO,
+        status=ORPHAN,
+        started_at=reply.at,
+        requested_at=None,
+        request_delivered_at=None,
+        replied_at=reply.at,
+        reply_delivered_at=delivery.at if delivery else None,
+        latency_ms=None,
+        queue_wait_ms=None,
+        service_ms=None,
+        end_to_end_ms=None,
+        request_id=None,
+        reply_id=reply.id,
+        replies=1,
+        redeliveries=0,
+        late=False,
+        backlog=reply.backlog or bool(delivery and delivery.backlog),
+        members=frozenset({reply.id, *(d.id for d in own)}),
+    )
+
+
+def _roles(key, events):
+    reply_queue = key[1]
+    requests, request_deliveries, replies, reply_deliveries = [], [], [], []
+    for event in sorted(events, key=_sort_key):
+        if event.reply_to == reply_queue:
+            (requests if event.kind == PUBLISH else request_deliveries).append(event)
+        elif event.kind == PUBLISH and event.routing_key == reply_queue:
+            replies.append(event)
+        elif event.kind == DELIVER and event.queue == reply_queue:
+            reply_deliveries.append(event)
+    return requests, request_deliveries, replies, reply_deliveries
+
+
+def pair_group(key, events, *, known_reply_queue, timeout_s, now_us):
+    """The flows of one group, from all of its events."""
+    requests, request_deliveries, replies, reply_deliveries = _roles(key, events)
+    if not requests and not replies:
+        return []
+    known = known_reply_queue or bool(requests) or is_direct_reply_to(key[1])
+    if not requests and not known:
+        return []
+    timeout_us = int(timeout_s * 1_000_000)
+    if not requests:
+        answers, orphans = {}, list(replies)
+    elif key[2]:
+        answers, orphans = _assign_by_correlation_id(requests, replies)
+    else:
+        answers, orphans = _assign_by_reply_to(requests, replies, timeout_us)
+    delivered = _attach(request_deliveries, requests)
+    reply_delivered = _attach(reply_deliveries, replies)
+    flows = [
+        _request_flow(
+            key,
+            request,
+            delivered[request.id],
+            answers[request.id],
+            reply_delivered,
+            timeout_us,
+            now_us,
+        )
+        for request in requests
+    ]
+    flows.extend(_orphan_flow(key, reply, reply_delivered) for reply in orphans)
+    return flows
+
+
+def _by_group(events, keys=None):
+    groups = {}
+    for event in events:
+        for key in group_keys(event):
+            if keys is None or key in keys:
+                groups.setdefault(key, []).append(event)
+    return groups
+
+
+def _flow_of(events, flows_by_group):
+    """Which flow each event belongs to, decided by its home group only."""
+    member_of = {}
+    for key, flows in flows_by_group.items():
+        for flow in flows:
+            for event_id in flow.members:
+                member_of.setdefault((key, event_id), flow.id)
+    assigned = {}
+    for event in events:
+        home = home_group(event)
+        if home in flows_by_group:
+            assigned[event.id] = member_of.get((home, event.id))
+    return assigned
+
+
+def pair(events, *, known_reply_queues=frozenset(), timeout_s, now_us):
+    """All flows of a set of events, and which flow each event belongs to.
+
+    `known_reply_queues`: (vhost, queue) pairs known to receive replies; a reply
+    there that matches no request is an orphan.
+    """
+    events = _unique(events)
+    flows_by_group = {
+        key: pair_group(
+            key,
+            group,
+            known_reply_queue=(key[0], key[1]) in known_reply_queues,
+            timeout_s=timeout_s,
+            now_us=now_us,
+        )
+        for key, group in _by_group(events).items()
+    }
+    flows = {flow.id: flow for group in flows_by_group.values() for flow in group}
+    return flows, _flow_of(events, flows_by_group)
+
+
+def _unique(events):
+    seen = {}
+    for event in events:
+        seen[event.id] = event
+    return list(seen.values())
+
+
+def keys_of(events):
+    """The groups a batch of new events touches: the ones to load and recompute."""
+    keys = set()
+    for event in events:
+        keys.update(group_keys(event))
+    return keys
+
+
+def recompute(loaded, new, keys, *, known_reply_queues=frozenset(), timeout_s, now_us):
+    """Incremental pairing: recompute `keys` from stored and new events.
+
+    `loaded` must hold every stored event of each group in `keys` (more is
+    harmless) with its stored `flow_id`, plus every event attached to a flow
+    whose request is loaded. A loaded event attached to a flow whose defining
+    event was not loaded (beyond what storage looked at) is left where it is.
+    """
+    candidates = {event.id: event for event in loaded}
+    for event in new:
+        candidates[event.id] = event
+    usable = [
+        event
+        for event in candidates.values()
+        if event.flow_id is None or event.flow_id in candidates
+    ]
+    groups = _by_group(usable, keys)
+    flows_by_group = {}
+    owned = set()
+    for key, group in groups.items():
+        flows_by_group[key] = pair_group(
+            key,
+            group,
+            known_reply_queue=(key[0], key[1]) in known_reply_queues,
+            timeout_s=timeout_s,
+            now_us=now_us,
+        )
+        for event in group:
+            if event.kind == PUBLISH and (event.reply_to == key[1] or not event.reply_to):
+                owned.add(event.id)
+    flows = {flow.id: flow for group in flows_by_group.values() for flow in group}
+    flow_of = _flow_of(usable, flows_by_group)
+    return Changes(flows=flows, delete_flow_ids=owned - set(flows), flow_of=flow_of)
