@@ -108,8 +108,8 @@ class Actor(threading.Thread):
             try:
                 self._session()
                 return
-            except Restart:
-                log.info("%s: restarting", self.label)
+            except Restart as restart:
+                log.info("%s: %s; back in %.1f s", self.label, restart, self.restart_delay())
                 self.stop.wait(self.restart_delay())
             except Exception as error:
                 if self.stop.is_set():

@@ -74,7 +74,10 @@ class Filter(Actor):
         headers["x-pipeline-step"] = self.step
         try:
             order = self.transform(order)
-            order.setdefault("history", []).append({"step": self.step, "at": now_iso()})
+            # The audit trail in the body names each hop's span, for a reader without Warren.
+            order.setdefault("history", []).append(
+                {"step": self.step, "at": now_iso(), "traceparent": headers["traceparent"]}
+            )
             target, payload = self.target, order
         except FilterRejected as rejected:
             target = FAILURES
@@ -82,6 +85,7 @@ class Filter(Actor):
                 "order_id": order.get("order_id"),
                 "failed_at": self.step,
                 "reason": str(rejected),
+                "traceparent": headers["traceparent"],
                 "order": order,
                 "reported_at": now_iso(),
             }

@@ -88,7 +88,8 @@ class SlowFailingServer(Actor):
 
     def after_pump(self):
         if self.crashing:
-            raise Restart()  # the session closes the connection with the request unacked
+            # The session closes the connection with the request unacked: the broker requeues it.
+            raise Restart("crashed mid-request, leaving it unacknowledged")
 
     def on_request(self, channel, method, properties, body):
         request = json.loads(body)
