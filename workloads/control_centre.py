@@ -41,7 +41,7 @@ class ComputeNode(Actor):
         self.random = random.Random()
 
     def setup(self):
-        self.channel.basic_consume(queue=self.queue_name, on_message_callback=self.on_request)
+        self.serve(self.queue_name, self.on_request)
 
     def on_request(self, channel, method, properties, body):
         n = int(body.decode())

@@ -172,6 +172,28 @@ class Actor(threading.Thread):
     def after_pump(self):
         """Hook run after each slice of the I/O loop (outside any callback)."""
 
+    def serve(self, queue, handler):
+        """Consume `queue` (manual acks) with `handler`, surviving messages it cannot handle.
+
+        Anything can land in these queues (a replay edited in the console, a
+        hand-published test): a message the handler chokes on is answered with
+        an error when it asks for a reply, and rejected without requeue, rather
+        than crashing the server into a redelivery loop.
+        """
+
+        def guarded(channel, method, properties, body):
+            try:
+                handler(channel, method, properties, body)
+            except (amqp.AMQPError, Restart):
+                raise
+            except Exception as error:  # noqa: BLE001 - bad input, see above
+                log.warning("%s: cannot handle a message from %s: %r", self.label, queue, error)
+                if properties.reply_to:
+                    self.reply(properties, dump({"error": f"bad request: {error}"}))
+                channel.basic_reject(delivery_tag=method.delivery_tag, requeue=False)
+
+        self.channel.basic_consume(queue=queue, on_message_callback=guarded)
+
     def reply(self, properties, payload, content_type="application/json", **fields):
         """Publish `payload` to the request's reply_to, echoing its correlation id if any."""
         reply_properties = amqp.properties(

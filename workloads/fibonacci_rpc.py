@@ -41,7 +41,7 @@ class FibonacciServer(Actor):
         self.work_ms_per_n = work_ms_per_n
 
     def setup(self):
-        self.channel.basic_consume(queue=self.queue, on_message_callback=self.on_request)
+        self.serve(self.queue, self.on_request)
 
     def on_request(self, channel, method, properties, body):
         started = time.perf_counter()

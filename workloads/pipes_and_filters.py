@@ -62,7 +62,7 @@ class Filter(Actor):
     source = target = step = None
 
     def setup(self):
-        self.channel.basic_consume(queue=self.source, on_message_callback=self.on_message)
+        self.serve(self.source, self.on_message)
 
     def transform(self, order):
         raise NotImplementedError
@@ -149,7 +149,7 @@ class FarEnd(Actor):
         self.queue_name = queue_name
 
     def setup(self):
-        self.channel.basic_consume(queue=self.queue_name, on_message_callback=self.on_message)
+        self.serve(self.queue_name, self.on_message)
 
     def on_message(self, channel, method, properties, body):
         self.ledger.replied(properties.correlation_id, body, thread=self.label)

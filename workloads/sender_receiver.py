@@ -39,7 +39,7 @@ class Receiver(Actor):
         self.work_ms = work_ms
 
     def setup(self):
-        self.channel.basic_consume(queue=QUEUE, on_message_callback=self.on_message)
+        self.serve(QUEUE, self.on_message)
 
     def on_message(self, channel, method, properties, body):
         time.sleep(self.work_ms / 1000.0)  # "handling" the notice

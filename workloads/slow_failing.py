@@ -84,7 +84,7 @@ class SlowFailingServer(Actor):
 
     def setup(self):
         self.crashing = False
-        self.channel.basic_consume(queue=QUEUE, on_message_callback=self.on_request)
+        self.serve(QUEUE, self.on_request)
 
     def after_pump(self):
         if self.crashing:

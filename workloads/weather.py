@@ -79,9 +79,7 @@ class StateFarmServer(Actor):
         self.random = random.Random()
 
     def setup(self):
-        self.channel.basic_consume(
-            queue=farm_queue(self.state), on_message_callback=self.on_request
-        )
+        self.serve(farm_queue(self.state), self.on_request)
 
     def answer(self, topic, request):
         r = self.random
@@ -109,7 +107,7 @@ class SportsDaemon(StateFarmServer):
         super().__init__(context, label, state=None)
 
     def setup(self):
-        self.channel.basic_consume(queue=SPORTS_QUEUE, on_message_callback=self.on_request)
+        self.serve(SPORTS_QUEUE, self.on_request)
 
     def answer(self, topic, request):
         home, away = self.random.sample(TEAMS, 2)
