@@ -292,6 +292,7 @@ def run_bounded_plan(make_plan, amqp_url, vhost, calls, timeout_s, **options):
     except amqp.AMQPError as error:
         raise WorkloadError(f"{plan.name}: cannot set up on the broker: {error!r}") from error
     actors = []
+    cleanup_failure = None
     try:
         for server in plan.servers:
             actors.append(server)
@@ -313,8 +314,11 @@ def run_bounded_plan(make_plan, amqp_url, vhost, calls, timeout_s, **options):
         context.stop.set()
         for actor in actors:
             actor.join(JOIN_TIMEOUT_S)
-        _delete_queues(plan, context)
-    failures = _failures(actors)
+        try:
+            _delete_queues(plan, context)
+        except amqp.AMQPError as error:
+            cleanup_failure = f"deleting its queues: {error!r}"
+    failures = _failures(actors) + ([cleanup_failure] if cleanup_failure else [])
     if failures:
         raise WorkloadError(f"{plan.name}: " + "; ".join(failures))
     return WorkloadResult(calls=ledger.records())
