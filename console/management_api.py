@@ -376,6 +376,43 @@ class ManagementClient:
     def traces(self, vhost):
         return self.get(f"traces/{segment(vhost)}")
 
+    # --- broker console additions -------------------------------------------
+
+    def policies(self, vhost):
+        return self.get(f"policies/{segment(vhost)}")
+
+    def delete_queue_when(self, vhost, name, if_empty=False, if_unused=False):
+        """Delete a queue only while it is empty and/or has no consumers."""
+        params = {}
+        if if_empty:
+            params["if-empty"] = "true"
+        if if_unused:
+            params["if-unused"] = "true"
+        self.delete(f"queues/{segment(vhost)}/{segment(name)}", params=params or None)
+
+    def delete_exchange_when(self, vhost, name, if_unused=False):
+        """Delete an exchange, optionally only while nothing is bound from it."""
+        params = {"if-unused": "true"} if if_unused else None
+        self.delete(f"exchanges/{segment(vhost)}/{segment(name)}", params=params)
+
+    def close_connection_because(self, name, reason):
+        """Close a client connection; the client is told `reason` (X-Reason header)."""
+        path = f"connections/{segment(name)}"
+        try:
+            response = self._http.request("DELETE", path, headers={"X-Reason": reason[:200]})
+        except httpx.HTTPError as error:
+            raise BrokerUnavailable(
+                f"The management API at {self.base_url} cannot be reached: {error}."
+            ) from None
+        if response.status_code == 404:
+            raise BrokerNotFound(f"Not found on the broker: {_broker_reason(response)}.", 404)
+        if response.status_code >= 400:
+            raise BrokerRejected(
+                f"The broker refused to close the connection ({response.status_code}): "
+                f"{_broker_reason(response)}.",
+                status=response.status_code,
+            )
+
 
 def _as_page(items):
     items = items or []

@@ -1,0 +1,126 @@
+"""Exchanges: the list (paged by the broker) and one exchange with its bindings."""
+
+from functools import partial
+
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from console import access, exchanges
+from console.brokers import current_broker
+from console.forms import BindForm, DeleteExchangeForm, PublishForm
+from console.listing import fetch_page, pager
+from console.management_api import BrokerError, BrokerNotFound
+from console.url_segments import DEFAULT_EXCHANGE_SEGMENT, href_segment
+from console.vhosts import selected_vhost
+from console.views.common import wants_partial
+
+SORTABLE = list(exchanges.EXCHANGE_SORTS)
+
+
+def exchange_href(vhost, name, base=None):
+    segment = href_segment(name or DEFAULT_EXCHANGE_SEGMENT)
+    return f"{base or reverse('exchanges')}{href_segment(vhost)}/{segment}/"
+
+
+def _policy_definitions(client, vhost):
+    """Policies of one vhost (or all) so an alternate exchange set by policy shows."""
+    try:
+        return exchanges.policy_definitions(
+            client.policies(vhost) if vhost else client.get("policies")
+        )
+    except BrokerError:
+        return {}
+
+
+@access.page(access.VIEWER)
+@require_GET
+def exchange_list(request):
+    broker = current_broker(request)
+    vhost = selected_vhost(request, broker)
+    query = exchanges.list_query(request.GET)
+    extra = {"vhost": vhost or ""}
+    context = {
+        "broker": broker,
+        "vhost": vhost,
+        "query": query,
+        "rows": [],
+        "page_sizes": (20, 50, 100, 200, 500),
+        "filter_error": query.regex_error,
+    }
+    if not query.regex_error:
+        try:
+            client = broker.client()
+            list_call = partial(client.exchanges_page, vhost, columns=exchanges.EXCHANGE_COLUMNS)
+            page, query = fetch_page(list_call, query)
+            definitions = (
+                _policy_definitions(client, vhost)
+                if any(item.get("policy") for item in page.items)
+                else {}
+            )
+            base = reverse("exchanges")
+            rows = [exchanges.exchange_row(item, definitions) for item in page.items]
+            for row in rows:
+                row.href = exchange_href(row.vhost, row.name, base)
+            context.update(rows=rows, pager=pager(query, page, extra), query=query)
+        except BrokerError as error:
+            if error.status == 400 and query.name and query.regex:
+                context["filter_error"] = f"The broker refused the filter: {error.message}"
+            else:
+                context["broker_error"] = error
+    context["headers"] = query.sort_headers(SORTABLE, extra)
+    context["refresh_url"] = request.path + query.query_string(extra)
+    template = "exchanges.html#exchange-list" if wants_partial(request) else "exchanges.html"
+    return render(request, template, context)
+
+
+def _exchange_context(request, broker, vhost, name):
+    context = {
+        "broker": broker,
+        "vhost": vhost,
+        "name": name,
+        "label": exchanges.display_name(name),
+    }
+    try:
+        client = broker.client()
+        raw = client.exchange(vhost, name)
+        definitions = _policy_definitions(client, vhost) if raw.get("policy") else {}
+        row = exchanges.exchange_row(raw, definitions)
+        if name == "":
+            out, into = [], []  # the default exchange's bindings are implicit: one per queue
+        else:
+            out = exchanges.bindings(client.exchange_bindings_out(vhost, name))
+            into = exchanges.bindings(client.exchange_bindings_in(vhost, name))
+        alternate_missing = False
+        if row.alternate_exchange:
+            try:
+                client.exchange(vhost, row.alternate_exchange)
+            except BrokerNotFound:
+                alternate_missing = True
+        context.update(
+            row=row,
+            bindings_out=out,
+            bindings_in=into,
+            alternate_missing=alternate_missing,
+        )
+    except BrokerNotFound:
+        context["gone"] = True
+    except BrokerError as error:
+        context["broker_error"] = error
+    context["can_operate"] = access.can_operate(request.user)
+    return context
+
+
+@access.page(access.VIEWER)
+@require_GET
+def exchange_detail(request, vhost, name):
+    broker = current_broker(request)
+    context = _exchange_context(request, broker, vhost, name)
+    if wants_partial(request):
+        return render(request, "exchange.html#exchange-figures", context)
+    context.update(
+        publish_form=PublishForm(),
+        bind_form=BindForm(initial={"source": name, "destination_type": "q"}),
+        delete_form=DeleteExchangeForm(),
+    )
+    return render(request, "exchange.html", context)

@@ -1,0 +1,174 @@
+"""Queues: the list (paged, sorted and filtered by the broker), one queue, and peeking."""
+
+from functools import partial
+
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from console import access, exchanges, peek, queues
+from console.brokers import current_broker
+from console.forms import BindForm, DeleteQueueForm, MoveForm, PublishForm
+from console.listing import fetch_page, pager
+from console.management_api import BrokerError, BrokerNotFound
+from console.models import AuditEntry
+from console.url_segments import href_segment
+from console.vhosts import selected_vhost
+from console.views.common import wants_partial
+
+SORTABLE = list(queues.QUEUE_SORTS)
+
+
+def queue_href(vhost, name, base=None):
+    return f"{base or reverse('queues')}{href_segment(vhost)}/{href_segment(name)}/"
+
+
+@access.page(access.VIEWER)
+@require_GET
+def queue_list(request):
+    broker = current_broker(request)
+    vhost = selected_vhost(request, broker)
+    query = queues.list_query(request.GET)
+    extra = {"vhost": vhost or ""}
+    context = {
+        "broker": broker,
+        "vhost": vhost,
+        "query": query,
+        "extra": extra,
+        "rows": [],
+        "page_sizes": (20, 50, 100, 200, 500),
+        "filter_error": query.regex_error,
+    }
+    if not query.regex_error:  # a bad pattern shows its error, not an unfiltered list
+        try:
+            client = broker.client()
+            list_call = partial(client.queues_page, vhost, columns=queues.QUEUE_COLUMNS)
+            page, query = fetch_page(list_call, query)
+            base = reverse("queues")
+            rows = [queues.queue_row(item) for item in page.items]
+            for row in rows:
+                row.href = queue_href(row.vhost, row.name, base)
+            context.update(rows=rows, pager=pager(query, page, extra), query=query)
+        except BrokerError as error:
+            if error.status == 400 and query.name and query.regex:
+                context["filter_error"] = f"The broker refused the filter: {error.message}"
+            else:
+                context["broker_error"] = error
+    context["headers"] = query.sort_headers(SORTABLE, extra)
+    context["refresh_url"] = request.path + query.query_string(extra)
+    template = "queues.html#queue-list" if wants_partial(request) else "queues.html"
+    return render(request, template, context)
+
+
+def _dead_letter_route(client, vhost, target):
+    """Where a queue's dead letters end up: {"exchange_missing", "queues", "note"}."""
+    if target is None:
+        return None
+    route = {"exchange_missing": False, "bindings": [], "note": ""}
+    if target.exchange == "":
+        if target.routing_key:
+            route["bindings"] = [
+                exchanges.Binding(vhost, "", str(target.routing_key), "queue", "", {}, "")
+            ]
+        else:
+            route["note"] = "the queue named by each message's own routing key"
+        return route
+    try:
+        exchange = client.exchange(vhost, target.exchange)
+        out = exchanges.bindings(client.exchange_bindings_out(vhost, target.exchange))
+    except BrokerNotFound:
+        route["exchange_missing"] = True
+        return route
+    if target.routing_key is None:
+        route["bindings"] = out
+        route["note"] = "messages keep their own routing keys, so any of these may match"
+        return route
+    matched = exchanges.routes(exchange.get("type", ""), out, str(target.routing_key))
+    if matched is None:
+        route["bindings"] = out
+        route["note"] = "a headers exchange: the message headers decide"
+    else:
+        route["bindings"] = matched
+    return route
+
+
+def _queue_context(request, broker, vhost, name):
+    context = {"broker": broker, "vhost": vhost, "name": name, "can_operate": False}
+    try:
+        client = broker.client()
+        raw = client.queue(vhost, name, lengths_age=600)
+        detail = queues.queue_detail(raw)
+        context.update(
+            detail=detail,
+            row=detail.row,
+            bindings=exchanges.bindings(client.queue_bindings(vhost, name)),
+            dead_letter_route=_dead_letter_route(client, vhost, detail.dead_letter),
+        )
+    except BrokerNotFound:
+        context["gone"] = True
+    except BrokerError as error:
+        context["broker_error"] = error
+    context["can_operate"] = access.can_operate(request.user)
+    return context
+
+
+def _action_forms(name):
+    return {
+        "publish_form": PublishForm(initial={"routing_key": name}),
+        "bind_form": BindForm(initial={"destination_type": "q", "destination": name}),
+        "delete_form": DeleteQueueForm(),
+        "move_form": MoveForm(source=name),
+        "peek_sizes": (1, 5, 10, 20, 50),
+    }
+
+
+@access.page(access.VIEWER)
+@require_GET
+def queue_detail(request, vhost, name):
+    broker = current_broker(request)
+    context = _queue_context(request, broker, vhost, name)
+    if wants_partial(request):
+        return render(request, "queue.html#queue-figures", context)
+    context.update(_action_forms(name))
+    return render(request, "queue.html", context)
+
+
+@access.page(access.VIEWER)
+@require_POST
+def queue_peek(request, vhost, name):
+    """Get messages with ack_requeue_true: they stay, but come back marked redelivered.
+
+    A viewer may look, but it changes the queue (redelivered flag, order for
+    some queue types), so every peek is audited like an action.
+    """
+    broker = current_broker(request)
+    try:
+        count = min(max(int(request.POST.get("count", peek.DEFAULT_PEEK)), 1), peek.MAX_PEEK)
+    except ValueError:
+        count = peek.DEFAULT_PEEK
+    context = {"broker": broker, "vhost": vhost, "name": name, "peek_count": count}
+    try:
+        raw = broker.client().peek(vhost, name, count=count, truncate=peek.body_limit())
+        context["peeked"] = peek.peeked_messages(raw)
+        result, detail = AuditEntry.OK, f"{len(context['peeked'])} of {count} asked"
+    except BrokerNotFound:
+        context["peek_error"] = f"Queue '{name}' no longer exists in vhost '{vhost}'."
+        result, detail = AuditEntry.FAILED, "no such queue"
+    except BrokerError as error:
+        context["peek_error"] = error.message
+        result, detail = AuditEntry.FAILED, error.message
+    AuditEntry.record(
+        request,
+        "peek",
+        result=result,
+        broker=broker.slug,
+        vhost=vhost,
+        target=f"queue {name}",
+        detail=detail,
+    )
+    if wants_partial(request):
+        return render(request, "queue.html#peek-results", context)
+    full = _queue_context(request, broker, vhost, name)
+    full.update(_action_forms(name))
+    full.update(context)
+    return render(request, "queue.html", full)
