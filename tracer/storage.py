@@ -11,9 +11,11 @@ Ids are allocated before anything is written, which lets a message name its
 flow (a flow's id is its request's id) in the same insert.
 """
 
+import functools
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -124,8 +126,21 @@ def _table(model):
     return _q(model._meta.db_table)
 
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+@functools.cache
+def _is_sqlite():
+    return connection.vendor == "sqlite"
+
+
 def _db_time(us):
-    return None if us is None else connection.ops.adapt_datetimefield_value(from_us(us))
+    """A time parameter as the backend stores it (SQLite: Django's naive UTC text)."""
+    if us is None:
+        return None
+    if _is_sqlite():
+        return str(_NAIVE_EPOCH + timedelta(microseconds=us))
+    return from_us(us)
 
 
 def _chunks(items, size=IN_CHUNK):
@@ -135,7 +150,7 @@ def _chunks(items, size=IN_CHUNK):
 
 
 def _is_postgres():
-    return connection.vendor == "postgresql"
+    return not _is_sqlite()
 
 
 # --- ids ------------------------------------------------------------------------

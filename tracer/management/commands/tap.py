@@ -1,0 +1,47 @@
+"""python manage.py tap — the firehose consumer (DESIGN §5).
+
+Runs until SIGTERM or SIGINT, then finishes the batch in hand, commits, acks
+and exits. Vhosts, queue and limits come from the settings; options override.
+"""
+
+import logging
+import signal
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tracer.tap import Tap, TapConfig
+
+
+class Command(BaseCommand):
+    help = "Consume the firehose of the traced vhosts: store events, pair RPC flows."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--vhost",
+            action="append",
+            dest="vhosts",
+            help="Vhost to trace (repeat for several; * for all). Default: WARREN_TRACE_VHOSTS.",
+        )
+        parser.add_argument("--batch-size", type=int, help="Most events per transaction.")
+        parser.add_argument("--batch-ms", type=float, help="Longest wait to fill a batch.")
+        parser.add_argument("--prefetch", type=int, help="Unacked events in flight per vhost.")
+        parser.add_argument("--rpc-timeout", type=float, dest="timeout_s")
+        parser.add_argument("--crash-after-batches", type=int, help="(tests) exit before an ack")
+
+    def handle(self, *args, **options):
+        logging.getLogger("tracer").setLevel(logging.INFO)
+        for name in ("batch_size", "prefetch"):
+            if options[name] is not None and options[name] < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
+        config = TapConfig.from_settings(
+            vhosts=options["vhosts"],
+            batch_size=options["batch_size"],
+            batch_ms=options["batch_ms"],
+            prefetch=options["prefetch"],
+            timeout_s=options["timeout_s"],
+            crash_after_batches=options["crash_after_batches"],
+        )
+        tap = Tap(config)
+        signal.signal(signal.SIGTERM, tap.stop)
+        signal.signal(signal.SIGINT, tap.stop)
+        tap.run()

@@ -1,0 +1,237 @@
+"""One traced vhost: its bounded tap queue, consumed on a thread of its own.
+
+The reader declares the tap queue (durable, `x-max-length`, `x-overflow:
+drop-head`) bound to `amq.rabbitmq.trace` with `#`, switches tracing on once the
+binding exists, and consumes with a prefetch sized for batching. Each frame is
+stamped on arrival, decoded once and handed to the writer; the writer acks
+(multiple) after its commit, through `ack()`.
+
+Drops: the tap queue dead-letters what drop-head throws away into a small
+counter queue (`<tap queue>.dropped`, itself bounded). Dead-lettering is not
+traced and purge answers with a count, so a purge every second tells exactly
+how many events were lost — up to that queue's bound while the tap is away.
+"""
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+
+from console.management_api import BrokerError
+from tracer import amqp
+from tracer.decoding import decode
+from tracer.times import now_us
+
+log = logging.getLogger("tracer.tap")
+
+TRACE_EXCHANGE = "amq.rabbitmq.trace"
+DROPPED_QUEUE_MAX_LENGTH = 100_000
+CHECK_EVERY_S = 1.0
+TRACING_CHECK_EVERY_S = 5.0
+BACKOFF_S = (0.5, 1, 2, 4, 8)
+
+
+class Control:
+    """A reader's news for the writer, queued in order with its events."""
+
+    __slots__ = ("kind", "reader", "at_us", "since_us", "dropped", "depth", "reason")
+
+    def __init__(self, kind, reader, **fields):
+        self.kind = kind
+        self.reader = reader
+        self.at_us = now_us()
+        self.since_us = fields.get("since_us")
+        self.dropped = fields.get("dropped", 0)
+        self.depth = fields.get("depth", 0)
+        self.reason = fields.get("reason", "")
+
+
+class VhostReader(threading.Thread):
+    def __init__(self, tap, vhost):
+        super().__init__(name=f"tap-reader {vhost}", daemon=True)
+        self.tap = tap
+        self.vhost = vhost
+        self.queue_name = tap.config.queue
+        self.dropped_queue = f"{self.queue_name}.dropped"
+        self.drops_exchange = f"{self.queue_name}.drops"
+        self.generation = 0
+        self.connected = False
+        self.depth = 0
+        self.dropped_total = 0
+        self.problem = ""
+        self.retire = threading.Event()  # the vhost went away, or the tap stops
+        self.cancelled = threading.Event()  # no more deliveries will come
+        self._connection = None
+        self._channel = None
+        self._backlog_left = 0
+        self._down_since = None
+        self._tracing_checked = 0.0
+        self._tracing_seen_on = None
+
+    # --- thread ------------------------------------------------------------
+
+    def run(self):
+        attempt = 0
+        while not self._done():
+            try:
+                self._session()
+                attempt = 0
+            except (amqp.AMQPError, OSError, BrokerError) as error:
+                self._lost(error)
+            except Exception as error:  # keep reading whatever a bug throws
+                log.exception("tap reader for vhost %r failed", self.vhost)
+                self._lost(error)
+            if self._done():
+                break
+            delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            attempt += 1
+            self.tap.stopping.wait(delay)
+        self.cancelled.set()
+        self._close()
+
+    def _done(self):
+        return self.tap.stopping.is_set() or self.retire.is_set()
+
+    def _lost(self, error):
+        message = str(error) or type(error).__name__
+        self.problem = f"vhost {self.vhost!r}: {message}"
+        if self.connected or self._down_since is None:
+            log.warning("tap lost vhost %r: %s", self.vhost, message)
+            self._down_since = self._down_since or now_us()
+        self.connected = False
+        self._close()
+
+    def _close(self):
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(amqp.AMQPError, OSError):
+                connection.close()
+
+    # --- one connection ------------------------------------------------------
+
+    def _session(self):
+        config = self.tap.config
+        name = f"warren-tap {socket.gethostname()}:{self.tap.pid}"
+        self._connection = amqp.blocking_connection(config.amqp_url, vhost=self.vhost, name=name)
+        channel = self._channel = self._connection.channel()
+        channel.exchange_declare(self.drops_exchange, "fanout", durable=True)
+        channel.queue_declare(
+            self.dropped_queue,
+            durable=True,
+            arguments={"x-max-length": DROPPED_QUEUE_MAX_LENGTH, "x-overflow": "drop-head"},
+        )
+        channel.queue_bind(self.dropped_queue, self.drops_exchange)
+        declared = channel.queue_declare(
+            self.queue_name,
+            durable=True,
+            arguments={
+                "x-max-length": config.max_length,
+                "x-overflow": "drop-head",
+                "x-dead-letter-exchange": self.drops_exchange,
+            },
+        )
+        channel.queue_bind(self.queue_name, TRACE_EXCHANGE, "#")
+        self._ensure_tracing(force=True)
+        # What waits in the queue now was traced while no tap was reading.
+        self.depth = declared.method.message_count
+        self._backlog_left = self.depth
+        dropped = self._purge_dropped()
+        channel.basic_qos(prefetch_count=config.prefetch)
+        self.generation += 1
+        self.connected = True
+        self.problem = ""
+        since, self._down_since = self._down_since, None
+        self.tap.inbox.put(
+            Control("connected", self, since_us=since, dropped=dropped, depth=self.depth)
+        )
+        channel.basic_consume(self.queue_name, self._on_message)
+        self._consume()
+
+    def _consume(self):
+        next_check = time.monotonic() + CHECK_EVERY_S
+        consuming = True
+        while True:
+            if consuming and self._done():
+                for tag in list(self._channel.consumer_tags):
+                    self._channel.basic_cancel(tag)
+                consuming = False
+                self.cancelled.set()
+            if not consuming and self.tap.finished.is_set():
+                return
+            self._connection.process_data_events(time_limit=0.05)
+            if consuming and time.monotonic() >= next_check:
+                next_check = time.monotonic() + CHECK_EVERY_S
+                self._check()
+
+    def _check(self):
+        self.depth = self._channel.queue_declare(self.queue_name, passive=True).method.message_count
+        dropped = self._purge_dropped()
+        if dropped:
+            self.tap.inbox.put(Control("dropped", self, dropped=dropped, depth=self.depth))
+        self._ensure_tracing()
+
+    def _purge_dropped(self):
+        count = self._channel.queue_purge(self.dropped_queue).method.message_count
+        self.dropped_total += count
+        return count
+
+    def _ensure_tracing(self, force=False):
+        """Tracing is switched off by a broker restart (or by someone): switch it on."""
+        if not force and time.monotonic() - self._tracing_checked < TRACING_CHECK_EVERY_S:
+            return
+        self._tracing_checked = time.monotonic()
+        client = self.tap.management()
+        try:
+            tracing = bool(client.vhost(self.vhost).get("tracing"))
+            if not tracing:
+                client.set_tracing(self.vhost, True)
+                log.info("tap switched tracing on for vhost %r", self.vhost)
+        except BrokerError as error:
+            # Consuming goes on: tracing may well be on; say what we cannot check.
+            self.problem = f"vhost {self.vhost!r}: cannot check tracing: {error.message}"
+            return
+        # While connecting, a gap is recorded for the lost connection already.
+        if not tracing and self.connected and self._tracing_seen_on is not None:
+            self.tap.inbox.put(
+                Control(
+                    "tracing_off", self, since_us=self._tracing_seen_on, reason="tracing was off"
+                )
+            )
+        self._tracing_seen_on = now_us()
+        if self.problem.startswith(f"vhost {self.vhost!r}: cannot check"):
+            self.problem = ""
+
+    def _on_message(self, channel, method, properties, body):
+        arrival = now_us()
+        event = decode(
+            method.routing_key,
+            properties.headers,
+            body,
+            arrival,
+            self.tap.config.body_limit,
+            tap_redelivered=method.redelivered,
+        )
+        if self._backlog_left > 0:
+            self._backlog_left -= 1
+            event.backlog = True
+        self.tap.inbox.put((self, self.generation, method.delivery_tag, event))
+
+    # --- called from the writer thread -----------------------------------------
+
+    def ack(self, generation, tag, on_done):
+        """Ack everything up to `tag` (after the commit), on this reader's thread."""
+        connection = self._connection
+
+        def send():
+            if generation == self.generation and self._channel is not None:
+                try:
+                    self._channel.basic_ack(tag, multiple=True)
+                except (amqp.AMQPError, OSError):
+                    return  # the broker requeues them; they come back as duplicates
+            on_done()
+
+        if connection is None:
+            return
+        with contextlib.suppress(amqp.AMQPError, OSError, RuntimeError):
+            connection.add_callback_threadsafe(send)
