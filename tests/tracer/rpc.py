@@ -1,0 +1,115 @@
+"""Small RPC clients and servers for tap tests, through tracer.amqp."""
+
+import threading
+import time
+import uuid
+
+from tests.tracer.tapping import client
+from tracer import amqp
+
+
+def sequential_calls(
+    vhost, count, queue="rpc_queue", replies_per_call=1, direct=False, correlation=True, answer=True
+):
+    """Requests, fetched by a 'server' with basic.get, answered, replies fetched.
+
+    Returns the correlation ids in order. All four events of each call are traced.
+    """
+    connection = client(vhost)
+    channel = connection.channel()
+    channel.queue_declare(queue)
+    if direct:
+        channel.basic_consume("amq.rabbitmq.reply-to", lambda *a: None, auto_ack=True)
+        reply_to = "amq.rabbitmq.reply-to"
+    else:
+        reply_to = channel.queue_declare("", exclusive=True).method.queue
+    ids = []
+    for index in range(count):
+        corr = uuid.uuid4().hex if correlation else None
+        ids.append(corr)
+        channel.basic_publish(
+            "", queue, b"%d" % index, amqp.properties(correlation_id=corr, reply_to=reply_to)
+        )
+        method, props, body = channel.basic_get(queue, auto_ack=True)
+        assert method is not None
+        if not answer:
+            continue
+        for copy in range(replies_per_call):
+            channel.basic_publish(
+                "",
+                props.reply_to,
+                body + b"!" * (copy + 1),
+                amqp.properties(correlation_id=props.correlation_id),
+            )
+        if not direct:
+            for _ in range(replies_per_call):
+                deadline = time.monotonic() + 5
+                while channel.basic_get(reply_to, auto_ack=True)[0] is None:
+                    assert time.monotonic() < deadline, "reply never arrived"
+    if direct:
+        connection.process_data_events(0.2)
+    connection.close()
+    return ids
+
+
+class EchoServer(threading.Thread):
+    """Consumes `queue` and answers every request at once (prefetch 1)."""
+
+    def __init__(self, vhost, queue="rpc_queue"):
+        super().__init__(daemon=True)
+        self.vhost, self.queue = vhost, queue
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+
+    def run(self):
+        connection = client(self.vhost, name="warren-test-server")
+        channel = connection.channel()
+        channel.queue_declare(self.queue)
+        channel.basic_qos(prefetch_count=1)
+
+        def on_request(ch, method, props, body):
+            ch.basic_publish(
+                "", props.reply_to, body, amqp.properties(correlation_id=props.correlation_id)
+            )
+            ch.basic_ack(method.delivery_tag)
+
+        channel.basic_consume(self.queue, on_request)
+        self.ready.set()
+        while not self.stopping.is_set():
+            connection.process_data_events(time_limit=0.05)
+        connection.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.join(5)
+
+
+def timed_calls(vhost, count, queue="rpc_queue", pause_s=0.01):
+    """Calls through a consumer on an exclusive callback queue, each timed by the client.
+
+    Returns {correlation id: milliseconds from publish to reply received}.
+    """
+    connection = client(vhost)
+    channel = connection.channel()
+    callback = channel.queue_declare("", exclusive=True).method.queue
+    waiting = {}
+    measured = {}
+
+    def on_reply(ch, method, props, body):
+        started = waiting.pop(props.correlation_id, None)
+        if started is not None:
+            measured[props.correlation_id] = (time.perf_counter() - started) * 1000.0
+
+    channel.basic_consume(callback, on_reply, auto_ack=True)
+    for _ in range(count):
+        corr = uuid.uuid4().hex
+        waiting[corr] = time.perf_counter()
+        channel.basic_publish(
+            "", queue, b"ping", amqp.properties(correlation_id=corr, reply_to=callback)
+        )
+        deadline = time.monotonic() + 5
+        while corr in waiting and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.005)
+        time.sleep(pause_s)
+    connection.close()
+    return measured

@@ -1,0 +1,127 @@
+"""Running the real tap against the test database, for integration tests.
+
+The tap runs as `manage.py tap` in a subprocess (so it can be killed) on the
+test database: tests using it need `@pytest.mark.django_db(transaction=True)`
+so that both sides see committed rows.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
+
+from console.brokers import default_broker
+from tracer import amqp
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url():
+    """The test database as a DATABASE_URL a subprocess can open."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    user = quote(settings.get("USER") or "postgres", safe="")
+    password = settings.get("PASSWORD")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    return f"postgres://{auth}@{host}:{port}/{settings['NAME']}"
+
+
+def wait_for(predicate, timeout=15.0, every=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(every)
+
+
+class TapProcess:
+    """`manage.py tap --vhost V` on the test database; stop() is SIGTERM."""
+
+    def __init__(self, *vhosts, env=None, args=()):
+        self.vhosts = vhosts
+        self.env = dict(os.environ, DATABASE_URL=database_url(), **(env or {}))
+        self.args = list(args)
+        self.process = None
+        self.log = None
+
+    def start(self, wait=True):
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in __exit__
+            prefix="warren-tap-", suffix=".log", delete=False
+        )
+        command = [sys.executable, "manage.py", "tap"]
+        for vhost in self.vhosts:
+            command += ["--vhost", vhost]
+        self.process = subprocess.Popen(
+            command + self.args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        if wait:
+            self.wait_connected()
+        return self
+
+    def wait_connected(self, timeout=20.0):
+        from tracer.models import TapSession
+
+        def connected():
+            self._check_alive()
+            session = TapSession.objects.filter(pid=self.process.pid).first()
+            return session and all((session.connected or {}).get(v) for v in self.vhosts)
+
+        wait_for(connected, timeout, message="the tap to connect")
+
+    def session(self):
+        from tracer.models import TapSession
+
+        return TapSession.objects.filter(pid=self.process.pid).order_by("-id").first()
+
+    def _check_alive(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"the tap exited ({self.process.returncode}):\n{self.output()}")
+
+    def output(self):
+        return Path(self.log.name).read_text(errors="replace")[-6000:] if self.log else ""
+
+    def stop(self, timeout=30.0):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+                raise AssertionError("the tap did not stop on SIGTERM:\n" + self.output()) from None
+        return self.process.returncode
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            self.stop()
+        finally:
+            if self.log:
+                self.log.close()
+                Path(self.log.name).unlink(missing_ok=True)
+
+
+def client(vhost, name="warren-test-client"):
+    return amqp.blocking_connection(default_broker().amqp_url(), vhost=vhost, name=name)
+
+
+def tracing_on(mgmt, vhost):
+    return bool(mgmt.vhost(vhost).get("tracing"))

@@ -1,0 +1,246 @@
+"""The tap against the real broker and the test database: flows, faults, hostile input."""
+
+import statistics
+import threading
+import time
+
+import pytest
+
+from tests.tracer.rpc import EchoServer, sequential_calls, timed_calls
+from tests.tracer.tapping import TapProcess, client, tracing_on, wait_for
+from tracer import amqp
+from tracer.models import Flow, Message, TapGap, TapSession
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def flows_complete(vhost, count):
+    return lambda: Flow.objects.filter(vhost=vhost, status="complete").count() >= count
+
+
+def test_it_traces_calls_into_complete_flows_with_four_events(scratch_vhost, mgmt):
+    with TapProcess(scratch_vhost) as tap:
+        assert tracing_on(mgmt, scratch_vhost)
+        ids = sequential_calls(scratch_vhost, 20)
+        wait_for(flows_complete(scratch_vhost, 20), message="20 complete flows")
+        session = tap.session()
+    assert tap.process.returncode == 0
+    for corr in ids:
+        flow = Flow.objects.get(vhost=scratch_vhost, correlation_id=corr)
+        events = list(Message.objects.filter(flow_id=flow.id).order_by("captured_at"))
+        assert [(m.event, m.queue or None) for m in events] == [
+            ("publish", None),
+            ("deliver", "rpc_queue"),
+            ("publish", None),
+            ("deliver", flow.reply_to),
+        ]
+        assert flow.service == "rpc_queue" and flow.pairing == "correlation_id"
+        assert flow.requested_at <= flow.request_delivered_at <= flow.replied_at
+        assert flow.replied_at <= flow.reply_delivered_at
+        assert 0 <= flow.queue_wait_ms <= flow.latency_ms <= flow.end_to_end_ms < 5000
+    assert session.received == session.stored == 80
+    ended = TapSession.objects.get(id=session.id)
+    assert ended.end_reason == "stopped" and ended.unacked_ranges == []
+
+
+def test_it_completes_direct_reply_to_flows_without_a_reply_delivery(scratch_vhost):
+    with TapProcess(scratch_vhost):
+        ids = sequential_calls(scratch_vhost, 5, direct=True)
+        wait_for(flows_complete(scratch_vhost, 5), message="direct reply-to flows")
+    for corr in ids:
+        flow = Flow.objects.get(correlation_id=corr)
+        assert flow.reply_to.startswith("amq.rabbitmq.reply-to.")
+        assert flow.reply_delivered_at is None and flow.end_to_end_ms is None
+        assert flow.latency_ms is not None
+        assert Message.objects.filter(flow_id=flow.id).count() == 3
+
+
+def test_it_counts_duplicate_replies(scratch_vhost):
+    with TapProcess(scratch_vhost):
+        (corr,) = sequential_calls(scratch_vhost, 1, replies_per_call=2)
+        wait_for(
+            lambda: Flow.objects.filter(correlation_id=corr, replies=2).exists(),
+            message="two replies counted",
+        )
+    assert Message.objects.filter(flow_id=Flow.objects.get().id).count() == 6
+
+
+def test_it_pairs_without_correlation_id_by_reply_to(scratch_vhost):
+    with TapProcess(scratch_vhost):
+        sequential_calls(scratch_vhost, 4, correlation=False)
+        wait_for(flows_complete(scratch_vhost, 4), message="reply_to pairing")
+    assert set(Flow.objects.values_list("pairing", flat=True)) == {"reply_to"}
+
+
+def test_it_times_out_a_request_then_completes_it_late(scratch_vhost):
+    with TapProcess(scratch_vhost, args=["--rpc-timeout", "1"]):
+        (corr,) = sequential_calls(scratch_vhost, 1, answer=False, direct=True)
+        wait_for(
+            lambda: Flow.objects.filter(correlation_id=corr, status="timeout").exists(),
+            message="the timeout",
+        )
+        request = Message.objects.get(correlation_id=corr, event="publish")
+        connection = client(scratch_vhost)
+        connection.channel().basic_publish(
+            "", request.reply_to, b"late", amqp.properties(correlation_id=corr)
+        )
+        connection.close()
+        wait_for(
+            lambda: Flow.objects.filter(correlation_id=corr, status="complete").exists(),
+            message="the late completion",
+        )
+    flow = Flow.objects.get(correlation_id=corr)
+    assert flow.late is True and flow.latency_ms > 1000
+
+
+def test_it_measures_what_the_client_measures(scratch_vhost):
+    server = EchoServer(scratch_vhost)
+    with TapProcess(scratch_vhost):
+        server.start()
+        server.ready.wait(5)
+        measured = timed_calls(scratch_vhost, 60)
+        wait_for(flows_complete(scratch_vhost, len(measured)), message="timed flows")
+    server.stop()
+    traced = dict(
+        Flow.objects.filter(correlation_id__in=measured).values_list(
+            "correlation_id", "end_to_end_ms"
+        )
+    )
+    differences = [abs(traced[corr] - ms) for corr, ms in measured.items()]
+    median = statistics.median(differences)
+    print(
+        f"\nend_to_end_ms vs client stopwatch over {len(differences)} calls: "
+        f"median |difference| {median:.3f} ms, max {max(differences):.3f} ms, "
+        f"median client {statistics.median(measured.values()):.3f} ms"
+    )
+    assert len(differences) == 60
+    assert median < 2.0
+
+
+def test_it_marks_backlog_and_records_drops_while_away(scratch_vhost):
+    env = {"WARREN_TAP_QUEUE_MAX_LENGTH": "20"}
+    with TapProcess(scratch_vhost, env=env):
+        pass  # declares the bounded queue and its binding
+    connection = client(scratch_vhost)
+    channel = connection.channel()
+    for index in range(50):
+        channel.basic_publish("", "nowhere", b"%d" % index)
+    connection.close()
+    with TapProcess(scratch_vhost, env=env) as tap:
+        wait_for(lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 20)
+        session = tap.session()
+    bodies = list(Message.objects.order_by("id").values_list("body", "backlog"))
+    assert [bytes(body) for body, _ in bodies] == [b"%d" % i for i in range(30, 50)]
+    assert all(backlog for _, backlog in bodies)
+    gap = TapGap.objects.get(vhost=scratch_vhost)
+    assert (gap.reason, gap.dropped) == ("tap stopped", 30)
+    assert "30 dropped" in str(gap)
+    assert session.dropped == 30 and session.backlog == 20
+
+
+def test_it_switches_tracing_back_on_and_records_the_gap(scratch_vhost, mgmt):
+    with TapProcess(scratch_vhost):
+        mgmt.set_tracing(scratch_vhost, False)
+        wait_for(lambda: tracing_on(mgmt, scratch_vhost), timeout=15, message="tracing back on")
+        wait_for(lambda: TapGap.objects.filter(reason="tracing was off").exists())
+
+
+def test_it_survives_hostile_input(scratch_vhost, settings):
+    headers = {
+        "nested": {"a": [1, {"b": b"\x00\xff"}], "t": __import__("datetime").datetime(2020, 1, 1)},
+        "<script>": "<script>alert(1)</script>",
+    }
+    bodies = [
+        bytes(range(256)) * 40_000,
+        b"\xc3\x28\xa0\xa1",
+        b"<script>alert(1)</script>",
+        b"",
+        b"\x00" * 100,
+    ]
+    with TapProcess(scratch_vhost) as tap:
+        connection = client(scratch_vhost)
+        channel = connection.channel()
+        channel.exchange_declare("<script>x", "topic")
+        for body in bodies:
+            channel.basic_publish(
+                "<script>x",
+                "a.<b>",
+                body,
+                amqp.properties(
+                    headers=headers, correlation_id="<script>", reply_to="amq.gen-\x00odd"
+                ),
+            )
+        channel.basic_publish("", "after", b"still alive")
+        connection.close()
+        wait_for(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() == 6,
+            message="all hostile events",
+        )
+        assert tap.process.poll() is None
+    big = Message.objects.get(body_size=10_240_000)
+    assert big.body_truncated and len(bytes(big.body)) == settings.WARREN_BODY_LIMIT
+    assert Message.objects.filter(exchange="<script>x").count() == 5
+    stored = Message.objects.filter(exchange="<script>x").first()
+    assert stored.properties["headers"]["<script>"] == "<script>alert(1)</script>"
+    assert stored.properties["headers"]["nested"]["a"][1]["b"] == {"$bytes": "AP8="}
+
+
+def _burst(vhost, count, done):
+    connection = client(vhost)
+    channel = connection.channel()
+    channel.queue_declare("burst")
+    for index in range(count):
+        channel.basic_publish("", "burst", b"%d" % index)
+    for _ in range(count):
+        channel.basic_get("burst", auto_ack=True)
+    connection.close()
+    done.set()
+
+
+def test_it_loses_nothing_when_killed_mid_burst(scratch_vhost):
+    count = 3000
+    tap = TapProcess(scratch_vhost, args=["--batch-size", "200"]).start()
+    done = threading.Event()
+    sender = threading.Thread(target=_burst, args=(scratch_vhost, count, done))
+    sender.start()
+    wait_for(
+        lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 400,
+        message="the burst under way",
+    )
+    tap.kill()
+    sender.join(60)
+    assert done.is_set()
+    with TapProcess(scratch_vhost):
+        wait_for(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 2 * count,
+            timeout=60,
+            message="every event stored",
+        )
+        time.sleep(0.5)
+    assert Message.objects.filter(vhost=scratch_vhost).count() == 2 * count
+    published = Message.objects.filter(vhost=scratch_vhost, event="publish")
+    assert sorted(int(bytes(b)) for b in published.values_list("body", flat=True)) == list(
+        range(count)
+    )
+
+
+def test_it_marks_events_it_sees_again_after_a_crash_between_commit_and_ack(scratch_vhost):
+    tap = TapProcess(scratch_vhost, args=["--crash-after-batches", "1", "--batch-size", "100"])
+    tap.start()
+    connection = client(scratch_vhost)
+    channel = connection.channel()
+    for index in range(300):
+        channel.basic_publish("", "nowhere", b"%d" % index)
+    connection.close()
+    tap.process.wait(20)
+    assert tap.process.returncode == 70
+    first_batch = Message.objects.filter(vhost=scratch_vhost).count()
+    assert first_batch > 0
+    with TapProcess(scratch_vhost):
+        wait_for(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 300,
+            message="all 300 events",
+        )
+        time.sleep(0.5)
+    assert Message.objects.filter(vhost=scratch_vhost).count() == 300
+    assert sum(Message.objects.values_list("duplicates", flat=True)) == first_batch
