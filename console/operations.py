@@ -48,7 +48,7 @@ def _amqp_words(error):
 def purge_queue(request, broker, vhost, name, depth=None):
     target = f"queue {name}"
     try:
-        broker.client().purge_queue(vhost, name)
+        broker.client().purge(vhost, name)
     except BrokerError as error:
         _record(request, "purge_queue", broker, vhost, target, False, error.message)
         return Outcome(False, f"Purge of queue '{name}' failed: {error.message}")

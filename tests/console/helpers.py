@@ -59,3 +59,21 @@ def publish(mgmt, vhost, routing_key, count=1, exchange="", body="m", properties
     for number in range(count):
         answer = mgmt.publish(vhost, exchange, routing_key, f"{body}{number}", properties)
         assert answer.get("routed"), f"{body}{number} was not routed by {exchange!r}"
+
+
+def linked_names(page_html):
+    """The names in the first column of a list page, in page order, unescaped."""
+    import html
+    import re
+
+    return [
+        html.unescape(name)
+        for name in re.findall(r'<td class="name"><a href="[^"]*">(.*?)</a>', page_html)
+    ]
+
+
+def linked_hrefs(page_html):
+    import html
+    import re
+
+    return [html.unescape(h) for h in re.findall(r'<td class="name"><a href="([^"]*)">', page_html)]
