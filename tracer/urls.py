@@ -1,3 +1,25 @@
-"""Tracer pages and JSON API routes."""
+"""Tracer pages and JSON API routes (API paths as DESIGN §7 writes them)."""
 
-urlpatterns = []
+from django.urls import path
+
+from tracer import api, views, views_live
+
+urlpatterns = [
+    path("api/messages", api.messages, name="api_messages"),
+    path("api/messages/<int:message_id>", api.message, name="api_message"),
+    path("api/flows", api.flows, name="api_flows"),
+    path("api/flows/stats", api.flow_stats, name="api_flow_stats"),
+    path("api/flows/<int:flow_id>", api.flow, name="api_flow"),
+    path("api/tap/status", api.tap_status, name="api_tap_status"),
+    path("messages/", views.messages, name="messages"),
+    path("messages/<int:message_id>/", views.message, name="message"),
+    path("messages/<int:message_id>/body", views.message_body, name="message_body"),
+    path("flows/", views.flows, name="flows"),
+    path("flows/<int:flow_id>/", views.flow, name="flow"),
+    # live pages, latency and the sequence view (tracer/views_live.py)
+    path("live/", views_live.live_flows, name="live_flows"),
+    path("live/messages/", views_live.live_messages, name="live_messages"),
+    path("latency/", views_live.latency_page, name="latency"),
+    path("latency/data.json", views_live.latency_data, name="latency_data"),
+    path("conversation/", views_live.conversation_page, name="conversation"),
+]

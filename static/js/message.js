@@ -1,0 +1,14 @@
+// Message page: Text / JSON / Hex tabs over the body. Without JavaScript every panel shows.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const tabs of document.querySelectorAll("[data-tabs]")) {
+    const buttons = [...tabs.querySelectorAll("button[data-tab]")];
+    const panels = [...tabs.parentElement.querySelectorAll("[data-panel]")];
+    const choose = (name) => {
+      for (const button of buttons) button.setAttribute("aria-selected", String(button.dataset.tab === name));
+      for (const panel of panels) panel.hidden = panel.dataset.panel !== name;
+    };
+    for (const button of buttons) button.addEventListener("click", () => choose(button.dataset.tab));
+    const first = buttons.find((button) => !button.disabled) || buttons[buttons.length - 1];
+    choose(first.dataset.tab);
+  }
+});
