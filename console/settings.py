@@ -222,7 +222,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    # Captured events, flows and roll-ups older than WARREN_RETENTION (tracer/retention.py).
+    "tracer-prune": {"task": "tracer.prune", "schedule": 600.0},
+}
 
 LOGGING = {
     "version": 1,
