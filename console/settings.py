@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "console",
     "tracer",
     "workloads",
+    "replay",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,479 @@
+"""Running a replay job: plain functions the Celery task (and the tests) call.
+
+One worker runs a job from start to end over one confirmed-publish session
+per vhost (tracer.amqp.ReplaySession). For each item, in order:
+
+    wait for its time (rate limit, original timing) — checking cancel meanwhile
+    mark it `sending` (commit) → publish, mandatory, wait for the confirm
+    → RPC: wait for the reply → mark it `confirmed`/`failed` (commit)
+
+so the job's counts are exact at every moment, and a worker killed anywhere
+leaves at most one item whose fate is unknown. The job row carries a
+heartbeat; a job whose heartbeat stops is marked interrupted by whoever looks
+at it next (`notice_interrupted`), and can be resumed (replay.jobs.resume_job).
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from console.brokers import default_broker, get_broker
+from console.models import AuditEntry
+from replay import rpc
+from replay.models import ReplayItem, ReplayJob
+from replay.outgoing import Options, Refused, Source, prepare
+from tracer import amqp
+from tracer.models import Message
+
+log = logging.getLogger("replay")
+
+HEARTBEAT_S = 1.0
+CANCEL_CHECK_S = 0.1
+STALE_AFTER_S = 15.0  # no heartbeat for this long: the worker is gone
+DEAD_PID_GRACE_S = 2.0  # same host, process gone: no need to wait for STALE_AFTER_S
+MAX_LAG_S = 1.0  # behind schedule by more than this: carry on at the rate, no burst
+CHUNK = 200
+MAX_JOB_ERRORS = 20
+
+
+def worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Stop(Exception):  # noqa: N818 - control flow: cancel seen between publishes
+    pass
+
+
+def claim(job_id):
+    """Takes a queued job for this worker, or None when it is not queued any more."""
+    now = timezone.now()
+    taken = ReplayJob.objects.filter(id=job_id, status=ReplayJob.QUEUED).update(
+        status=ReplayJob.RUNNING,
+        heartbeat_at=now,
+        worker=worker_name(),
+        runs=F("runs") + 1,
+    )
+    if not taken:
+        # A task delivered again after its worker died finds the job still
+        # "running": say so, and leave the resume to an operator.
+        notice_interrupted(ReplayJob.objects.filter(id=job_id))
+        return None
+    ReplayJob.objects.filter(id=job_id, started_at__isnull=True).update(started_at=now)
+    return ReplayJob.objects.get(id=job_id)
+
+
+def run_job(job_id):
+    """Runs (or continues) job `job_id` to its end; returns the job, or None if not queued."""
+    job = claim(job_id)
+    if job is None:
+        return None
+    runner = _Runner(job)
+    try:
+        runner.run()
+    except _Stop:
+        _finish(job, ReplayJob.CANCELLED)
+    except amqp.AMQPError as error:
+        reason = f"lost the broker: {type(error).__name__} {error}".strip()
+        stopped = ReplayJob.INTERRUPTED if runner.published else ReplayJob.FAILED
+        _finish(job, stopped, reason)
+    except Exception as error:
+        log.exception("replay job %s failed", job_id)
+        _finish(job, ReplayJob.FAILED, f"{type(error).__name__}: {error}")
+    else:
+        _finish(job, ReplayJob.DONE)
+    finally:
+        runner.close()
+    job.refresh_from_db()
+    return job
+
+
+def _add_error(job_id, words):
+    job = ReplayJob.objects.get(id=job_id)
+    job.errors = (job.errors + [words])[-MAX_JOB_ERRORS:]
+    ReplayJob.objects.filter(id=job_id).update(errors=job.errors)
+
+
+def _finish(job, status, reason=""):
+    if reason:
+        _add_error(job.id, reason)
+    counts = ReplayJob.objects.get(id=job.id).counts_from_items()
+    report = _report(job)
+    ReplayJob.objects.filter(id=job.id).update(
+        status=status,
+        finished_at=timezone.now(),
+        sent=counts["sent"],
+        confirmed=counts["confirmed"],
+        failed=counts["failed"],
+        report=report,
+    )
+    job.refresh_from_db()
+    AuditEntry.record(
+        SimpleNamespace(username=job.username),
+        "replay_finished",
+        AuditEntry.OK if status == ReplayJob.DONE else AuditEntry.FAILED,
+        broker=job.broker or "default",
+        vhost=job.vhost or "",
+        target=f"replay #{job.id}: {job.description}"[:1000],
+        detail=(
+            f"{status}: {job.total:,} total, {job.sent:,} sent, {job.confirmed:,} confirmed, "
+            f"{job.failed:,} failed"
+            + (" (dry run)" if job.dry_run else "")
+            + (f"; {reason}" if reason else "")
+        ),
+    )
+
+
+def _report(job):
+    counts = job.counts_from_items()
+    report = {"in_flight": counts["in_flight"]}
+    if job.started_at:
+        report["seconds"] = round((timezone.now() - job.started_at).total_seconds(), 3)
+    if job.await_reply:
+        rows = job.items.values("reply_status", "changed", "latency_ms", "original_latency_ms")
+        report["rpc"] = rpc.regression_report(list(rows))
+    return report
+
+
+def notice_interrupted(jobs=None, now=None):
+    """Marks running jobs whose worker is gone as interrupted, with exact counts.
+
+    Gone: no heartbeat for STALE_AFTER_S, or (same host) the worker process no
+    longer exists. Returns how many were marked.
+    """
+    now = now or timezone.now()
+    jobs = ReplayJob.objects.all() if jobs is None else jobs
+    marked = 0
+    for job in jobs.filter(status=ReplayJob.RUNNING):
+        beat = job.heartbeat_at or job.started_at or job.created_at
+        silent = (now - beat).total_seconds()
+        if silent < STALE_AFTER_S and not (silent > DEAD_PID_GRACE_S and _process_gone(job.worker)):
+            continue
+        counts = job.counts_from_items()
+        words = (
+            f"the worker ({job.worker or 'unknown'}) stopped at {beat:%H:%M:%S} UTC: "
+            f"{counts['confirmed']:,} confirmed, {counts['failed']:,} failed, "
+            f"{job.total - counts['confirmed'] - counts['failed'] - counts['in_flight']:,} not sent"
+        )
+        if counts["in_flight"]:
+            words += (
+                f"; {counts['in_flight']} was in flight — published, never confirmed: it may or "
+                "may not have arrived"
+            )
+        updated = ReplayJob.objects.filter(
+            id=job.id, status=ReplayJob.RUNNING, heartbeat_at=job.heartbeat_at
+        ).update(
+            status=ReplayJob.INTERRUPTED,
+            finished_at=now,
+            sent=counts["sent"],
+            confirmed=counts["confirmed"],
+            failed=counts["failed"],
+            errors=(job.errors + [words])[-MAX_JOB_ERRORS:],
+            report={**job.report, "in_flight": counts["in_flight"]},
+        )
+        marked += updated
+    return marked
+
+
+def _process_gone(worker):
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def stale_before():
+    return timezone.now() - timedelta(seconds=STALE_AFTER_S)
+
+
+class _Runner:
+    """One run of one job: sessions, schedule, and the per-item steps."""
+
+    def __init__(self, job):
+        self.job = job
+        self.options = Options.from_job(job)
+        self.sessions = {}
+        self.unusable = {}  # vhost -> why it cannot be opened
+        self.published = 0
+        self.next_at = None
+        self.previous_captured = None
+        self.last_beat = 0.0
+        self.last_check = 0.0
+        broker = get_broker(job.broker) if job.broker else default_broker()
+        if broker is None:
+            raise ValueError(f"the broker '{job.broker}' no longer exists")
+        self.amqp_url = broker.amqp_url() if job.broker else _default_amqp_url()
+
+    # --- the loop ---------------------------------------------------------------
+
+    def run(self):
+        last_position = -1
+        while True:
+            pending = self.job.items.filter(state=ReplayItem.PENDING, position__gt=last_position)
+            chunk = list(pending.order_by("position")[:CHUNK])
+            if not chunk:
+                return
+            messages = Message.objects.in_bulk(
+                [item.message_id for item in chunk if item.message_id is not None]
+            )
+            for item in chunk:
+                self.one(item, messages)
+                last_position = item.position
+
+    def one(self, item, messages):
+        if item.message_id is not None:
+            message = messages.get(item.message_id)
+            if message is None:
+                self.fail(item, "the captured message is gone (pruned by retention)")
+                return
+            source = Source.from_message(message)
+        else:
+            source = Source.from_peeked(item.peeked or {}, item.peeked_body)
+        self.wait_turn(item)
+        rpc_call = self.job.await_reply and bool(source.reply_to)
+        session = None
+        if not self.job.dry_run:
+            try:
+                vhost = self._vhost_for(source)
+                session = self.session(vhost)
+            except Refused as refused:
+                self.fail(item, str(refused))
+                return
+        correlation_id = f"warren-replay-{self.job.id}-{item.position}-{uuid.uuid4().hex[:8]}"
+        try:
+            outgoing = prepare(
+                source,
+                self.options,
+                username=session.username if session else _username(self.amqp_url),
+                reply_to=(session.reply_queue() if session else "(Warren's reply queue)")
+                if rpc_call
+                else None,
+                correlation_id=correlation_id if rpc_call else None,
+            )
+        except Refused as refused:
+            self.fail(item, str(refused))
+            return
+        if self.job.dry_run:
+            self.plan(item, outgoing, rpc_call)
+            return
+        self.mark_sending(item, outgoing)
+        self.published += 1
+        started = time.monotonic()
+        outcome, reason = session.publish(
+            outgoing.exchange, outgoing.routing_key, outgoing.body, outgoing.pika_properties()
+        )
+        if outcome != amqp.CONFIRMED:
+            self.fail(item, f"{outcome}: {reason}", published=True)
+            return
+        reply = None
+        if rpc_call:
+            reply = session.wait_reply(correlation_id, self.job.reply_timeout_s)
+            session.forget_replies()  # a late answer to an earlier call is nobody's now
+        self.confirm(item, rpc_call, reply, started, correlation_id)
+
+    def _vhost_for(self, source):
+        if self.options.vhost is not None:
+            return self.options.vhost
+        return source.vhost
+
+    # --- sessions ---------------------------------------------------------------
+
+    def session(self, vhost):
+        if vhost in self.unusable:
+            raise Refused(self.unusable[vhost])
+        if vhost not in self.sessions:
+            try:
+                self.sessions[vhost] = amqp.open_replay_session(
+                    self.amqp_url, vhost, name=f"warren replay #{self.job.id}"
+                )
+            except amqp.AMQPConnectionError as error:
+                words = _connection_problem(error, vhost)
+                if words is None:
+                    raise
+                self.unusable[vhost] = words
+                raise Refused(words) from None
+        return self.sessions[vhost]
+
+    def close(self):
+        for session in self.sessions.values():
+            session.close()
+
+    # --- timing, heartbeat, cancel ------------------------------------------------
+
+    def wait_turn(self, item):
+        now = time.monotonic()
+        step = 1.0 / self.job.rate_per_s if self.job.rate_per_s else 0.0
+        if self.job.keep_timing and item.captured_at and self.previous_captured:
+            gap = (item.captured_at - self.previous_captured).total_seconds() / self.job.speed
+            step = max(step, gap)
+        if item.captured_at:
+            self.previous_captured = item.captured_at
+        if self.next_at is None:
+            self.next_at = now
+        else:
+            self.next_at = max(self.next_at + step, now - MAX_LAG_S)
+        while True:
+            self.tick()
+            remaining = self.next_at - time.monotonic()
+            if remaining <= 0:
+                return
+            self.pause(min(remaining, CANCEL_CHECK_S))
+
+    def pause(self, seconds):
+        if not self.sessions:
+            time.sleep(seconds)
+            return
+        sessions = list(self.sessions.values())
+        for session in sessions[1:]:
+            session.sleep(0)
+        sessions[0].sleep(seconds)
+
+    def tick(self):
+        """Heartbeat every HEARTBEAT_S; the cancel flag every CANCEL_CHECK_S."""
+        now = time.monotonic()
+        if now - self.last_beat >= HEARTBEAT_S:
+            ReplayJob.objects.filter(id=self.job.id).update(heartbeat_at=timezone.now())
+            self.last_beat = now
+        if now - self.last_check >= CANCEL_CHECK_S:
+            self.last_check = now
+            if ReplayJob.objects.filter(id=self.job.id, cancel_requested=True).exists():
+                raise _Stop()
+
+    # --- records ----------------------------------------------------------------
+
+    def _where(self, item, outgoing):
+        item.vhost = outgoing.vhost
+        item.exchange = outgoing.exchange
+        item.routing_key = outgoing.routing_key
+        item.properties = outgoing.properties
+        item.body_size = len(outgoing.body)
+        if outgoing.notes:
+            item.error = "; ".join(outgoing.notes)
+
+    def plan(self, item, outgoing, rpc_call):
+        self._where(item, outgoing)
+        item.state = ReplayItem.PLANNED
+        if self.job.await_reply and not rpc_call:
+            item.reply_status = ReplayItem.NOT_A_REQUEST
+        item.save(
+            update_fields=[
+                "vhost",
+                "exchange",
+                "routing_key",
+                "properties",
+                "body_size",
+                "error",
+                "state",
+                "reply_status",
+            ]
+        )
+
+    def mark_sending(self, item, outgoing):
+        self._where(item, outgoing)
+        item.state = ReplayItem.SENDING
+        item.attempts += 1
+        item.sent_at = timezone.now()
+        first_time = not item.published
+        item.published = True
+        with transaction.atomic():
+            item.save(
+                update_fields=[
+                    "vhost",
+                    "exchange",
+                    "routing_key",
+                    "properties",
+                    "body_size",
+                    "error",
+                    "state",
+                    "attempts",
+                    "sent_at",
+                    "published",
+                ]
+            )
+            if first_time:
+                ReplayJob.objects.filter(id=self.job.id).update(sent=F("sent") + 1)
+
+    def fail(self, item, reason, published=False):
+        item.state = ReplayItem.FAILED
+        item.error = reason[:2000]
+        with transaction.atomic():
+            item.save(update_fields=["state", "error"])
+            ReplayJob.objects.filter(id=self.job.id).update(failed=F("failed") + 1)
+
+    def confirm(self, item, rpc_call, reply, started, correlation_id):
+        item.state = ReplayItem.CONFIRMED
+        item.confirmed_at = timezone.now()
+        fields = ["state", "confirmed_at"]
+        if self.job.await_reply:
+            fields += ["reply_status", "correlation_id"]
+            if not rpc_call:
+                item.reply_status = ReplayItem.NOT_A_REQUEST
+            elif reply is None:
+                item.reply_status = ReplayItem.TIMEOUT
+                item.correlation_id = correlation_id
+            else:
+                item.reply_status = ReplayItem.REPLIED
+                item.correlation_id = correlation_id
+                item.reply_body = reply.body
+                item.reply_properties = _reply_properties(reply.properties)
+                item.latency_ms = round((reply.received_at - started) * 1000.0, 3)
+                item.changed = rpc.changed(
+                    _original_reply_body(item), reply.body, self.job.ignore_fields
+                )
+                fields += ["reply_body", "reply_properties", "latency_ms", "changed"]
+        with transaction.atomic():
+            item.save(update_fields=fields)
+            ReplayJob.objects.filter(id=self.job.id).update(confirmed=F("confirmed") + 1)
+
+
+def _original_reply_body(item):
+    if not item.original_reply_id:
+        return None
+    body = Message.objects.filter(id=item.original_reply_id).values_list("body", flat=True).first()
+    return None if body is None else bytes(body)
+
+
+def _reply_properties(props):
+    from tracer.decoding import json_safe
+
+    fields = {
+        name: getattr(props, name, None)
+        for name in amqp.BASIC_PROPERTY_NAMES
+        if getattr(props, name, None) is not None
+    }
+    return json_safe(fields)
+
+
+def _default_amqp_url():
+    from console.brokers import default_amqp_url
+
+    return default_amqp_url()
+
+
+def _username(url):
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).username or "")
+
+
+def _connection_problem(error, vhost):
+    """Words for a connection refused over this vhost, or None when the broker is down."""
+    text = f"{type(error).__name__} {error}"
+    if "AccessDenied" in text or "NOT_ALLOWED" in text or "access to vhost" in text.lower():
+        return f"cannot open vhost '{vhost}' (it does not exist, or Warren's user may not use it)"
+    if "Authentication" in text:
+        return f"the broker refused Warren's credentials for vhost '{vhost}'"
+    return None

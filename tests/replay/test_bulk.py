@@ -1,0 +1,67 @@
+"""Bulk replays: the rate limit holds, progress is exact, cancel stops the sending."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from replay import engine, jobs, spec
+from replay.models import ReplayJob
+from tests.replay.helpers import capture_many, operator_request, trace_event
+
+
+def capture_numbered(vhost, queue, count):
+    return capture_many(
+        [trace_event(vhost, routing_key=queue, body=b"%d" % n) for n in range(count)]
+    )
+
+
+def start(operator, **data):
+    return jobs.create_job(operator_request(operator), spec.from_api(data))
+
+
+@pytest.mark.django_db
+def test_it_replays_a_thousand_messages_at_the_rate_asked(operator, broker):
+    queue = broker.queue()
+    messages = capture_numbered(broker.vhost, queue, 1000)
+    job = start(operator, filter={"vhost": broker.vhost}, rate_per_s=500, confirm=True)
+    assert job.total == 1000
+
+    began = time.monotonic()
+    job = engine.run_job(job.id)
+    took = time.monotonic() - began
+
+    print(f"\n1,000 messages at rate_per_s=500: {took:.2f} s")
+    assert 1.6 < took < 4.0
+    assert (job.status, job.sent, job.confirmed, job.failed) == ("done", 1000, 1000, 0)
+    assert broker.wait_depth(queue, 1000) == 1000
+    bodies = [body for _, body in broker.take(queue)]
+    assert bodies == [message.body for message in messages]  # in captured order
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_stops_sending_when_cancelled(operator, broker):
+    queue = broker.queue()
+    capture_numbered(broker.vhost, queue, 300)
+    job = start(operator, filter={"vhost": broker.vhost}, rate_per_s=100, confirm=True)
+
+    def run():
+        try:
+            engine.run_job(job.id)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(0.8)
+    jobs.cancel_job(operator_request(operator), job)
+    worker.join(10)
+
+    job.refresh_from_db()
+    assert job.status == ReplayJob.CANCELLED
+    assert 20 < job.confirmed < 300
+    assert broker.wait_depth(queue, job.confirmed) == job.confirmed
+    time.sleep(0.3)
+    assert broker.depth(queue) == job.confirmed < job.total
+    assert job.items.filter(state="pending").count() == 300 - job.confirmed

@@ -1,0 +1,164 @@
+"""Replays against the real broker, through the plain engine functions."""
+
+import json
+
+import pytest
+
+from replay import engine, jobs, spec
+from replay.models import ReplayItem, ReplayJob
+from tests.replay.helpers import capture, operator_request
+
+pytestmark = pytest.mark.django_db
+
+
+def start(operator, **data):
+    return jobs.create_job(operator_request(operator), spec.from_api(data))
+
+
+def test_it_replays_a_captured_message_to_its_original_exchange(operator, broker):
+    queue = broker.queue(exchange="orders", key="order.created")
+    original = capture(
+        broker.vhost,
+        exchange="orders",
+        routing_key="order.created",
+        body=b'{"order": 1, "password": "hunter2"}',
+        props={
+            "content_type": "application/json",
+            "message_id": "m-1",
+            "headers": {"x-tenant": "acme", "token": "s3cret"},
+        },
+    )
+
+    job = engine.run_job(start(operator, message_ids=[original.id]).id)
+
+    assert (job.status, job.total, job.sent, job.confirmed, job.failed) == ("done", 1, 1, 1, 0)
+    ((props, body),) = broker.take(queue)
+    assert body == b'{"order": 1, "password": "hunter2"}'  # the original, not the mask
+    assert props.headers["x-warren-replay-of"] == original.id
+    assert props.headers["x-warren-replay-count"] == 1
+    assert props.headers["token"] == "s3cret"
+    assert (props.content_type, props.message_id) == ("application/json", "m-1")
+
+
+def test_it_sends_a_redirected_replay_to_the_new_target(operator, broker):
+    old_queue = broker.queue(exchange="orders", key="order.created")
+    new_queue = broker.queue(exchange="audit", key="copy")
+    original = capture(broker.vhost, exchange="orders", routing_key="order.created", body=b"A")
+
+    job = engine.run_job(
+        start(operator, message_ids=[original.id], exchange="audit", routing_key="copy").id
+    )
+
+    assert (job.status, job.confirmed) == ("done", 1)
+    assert broker.depth(old_queue) == 0
+    ((props, body),) = broker.take(new_queue)
+    assert body == b"A"
+    assert props.headers["x-warren-replay-of"] == original.id
+    item = job.items.get()
+    assert (item.exchange, item.routing_key, item.vhost) == ("audit", "copy", broker.vhost)
+
+
+def test_it_sends_an_edited_body_and_headers(operator, broker):
+    queue = broker.queue()
+    original = capture(
+        broker.vhost,
+        routing_key=queue,
+        body=b'{"n": 1}',
+        props={"headers": {"x-keep": "yes", "x-drop": "no"}, "message_id": "m-7", "timestamp": 1},
+    )
+
+    job = engine.run_job(
+        start(
+            operator,
+            message_ids=[original.id],
+            body_base64="eyJuIjogMn0=",  # {"n": 2}
+            headers={"x-drop": None, "x-added": "edit"},
+            keep_message_id=False,
+            keep_timestamp=False,
+        ).id
+    )
+
+    assert job.status == "done"
+    ((props, body),) = broker.take(queue)
+    assert json.loads(body) == {"n": 2}
+    assert props.headers["x-keep"] == "yes"
+    assert props.headers["x-added"] == "edit"
+    assert "x-drop" not in props.headers
+    assert (props.message_id, props.timestamp) == (None, None)
+
+
+def test_it_reports_an_unroutable_replay_as_failed_with_the_reason(operator, broker):
+    broker.queue(exchange="orders", key="order.created")
+    nowhere = capture(broker.vhost, exchange="orders", routing_key="order.lost", body=b"x")
+    no_exchange = capture(broker.vhost, exchange="gone", routing_key="k", body=b"y")
+
+    job = engine.run_job(start(operator, message_ids=[nowhere.id, no_exchange.id]).id)
+
+    assert (job.status, job.sent, job.confirmed, job.failed) == ("done", 2, 0, 2)
+    errors = dict(job.items.values_list("message_id", "error"))
+    assert errors[nowhere.id].startswith("returned: 312 NO_ROUTE")
+    assert "404" in errors[no_exchange.id] and "gone" in errors[no_exchange.id]
+
+
+def test_it_counts_a_replay_of_a_replay(operator, broker):
+    queue = broker.queue()
+    first = capture(broker.vhost, routing_key=queue, body=b"1")
+    again = capture(
+        broker.vhost,
+        routing_key=queue,
+        body=b"1",
+        props={"headers": {"x-warren-replay-of": first.id, "x-warren-replay-count": 1}},
+    )
+    assert again.replay_of == first.id
+
+    engine.run_job(start(operator, message_ids=[again.id]).id)
+
+    ((props, _),) = broker.take(queue)
+    assert props.headers["x-warren-replay-of"] == again.id
+    assert props.headers["x-warren-replay-count"] == 2
+
+
+def test_it_refuses_cut_bodies_unless_allowed(operator, broker):
+    queue = broker.queue()
+    cut = capture(broker.vhost, routing_key=queue, body=b"0123456789", limit=4)
+    assert cut.body_truncated
+
+    with pytest.raises(jobs.Refusal) as refused:
+        start(operator, message_ids=[cut.id])
+    assert refused.value.status == 409
+    assert "cut at" in refused.value.message
+
+    job = engine.run_job(start(operator, message_ids=[cut.id], allow_truncated=True).id)
+    ((props, body),) = broker.take(queue)
+    assert body == b"0123"
+    assert props.headers["x-warren-body-cut-at"] == 4
+    assert "cut at 4 of 10 bytes" in job.items.get().error
+
+
+def test_it_shows_what_a_dry_run_would_send_and_sends_nothing(operator, broker):
+    queue = broker.queue()
+    message = capture(broker.vhost, routing_key=queue, body=b"z", props={"user_id": "someone-else"})
+
+    job = engine.run_job(start(operator, message_ids=[message.id], dry_run=True).id)
+
+    assert (job.status, job.sent, job.confirmed, job.failed) == ("done", 0, 0, 0)
+    item = job.items.get()
+    assert item.state == ReplayItem.PLANNED
+    assert (item.exchange, item.routing_key) == ("", queue)
+    assert item.properties["headers"]["x-warren-replay-of"] == message.id
+    assert "user_id" not in item.properties
+    assert "user_id 'someone-else' dropped" in item.error
+    assert broker.depth(queue) == 0
+
+
+def test_it_asks_a_second_confirmation_above_the_threshold(operator, broker, settings):
+    settings.WARREN_REPLAY_CONFIRM_ABOVE = 2
+    queue = broker.queue()
+    ids = [capture(broker.vhost, routing_key=queue, body=b"%d" % n).id for n in range(3)]
+
+    with pytest.raises(jobs.Refusal) as refused:
+        start(operator, message_ids=ids)
+
+    assert (refused.value.status, refused.value.extra) == (409, {"total": 3, "confirm_above": 2})
+    assert start(operator, message_ids=ids, confirm=True).total == 3
+    assert ReplayJob.objects.count() == 1
