@@ -1,74 +1,477 @@
-"""Live events for the browser: the tap publishes what each batch changed.
+"""Live events: what the tap tells the browsers after each committed batch.
 
-Sent through the Redis channel layer to group `LIVE_GROUP`, at most every
-`EVERY_S` seconds (changes in between are gathered), so browsers get a few
-frames a second however fast events arrive. Flows carry no bodies or headers;
-message summaries carry no body or properties, so nothing here needs masking
-(what does goes through tracer.masking). Never slows or stops the tap: with
-Redis away, sending pauses and retries later.
+The tap calls `publish_batch(stored events, changed flows)` after a commit; the
+call only appends to a buffer and returns. A background thread of the
+publisher sends what gathered at most every 100 ms per stream (coalesced: a
+flow changed twice in that time is sent once, in its last state) through the
+Redis channel layer, so a browser gets a few frames a second, not one per
+event. Every event is masked (tracer.masking) before it leaves the process.
+
+A live event is a plain dict (msgpack- and JSON-friendly, times in epoch
+microseconds). The same dicts, made from database rows, feed the first render
+of the live pages, so one template partial renders a row in all three ways.
+
+Redis down must never block or crash the tap: a send that fails or takes more
+than a second drops that frame, counts its events as dropped and waits a
+little (1 s, then 2 s, up to 10 s) before trying again.
 """
 
+import asyncio
+import contextlib
+import hashlib
 import logging
+import threading
 import time
+from collections import deque
+from datetime import datetime
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+import orjson
+from django.db import connection as db_connection
 
-from tracer import serialize
+from tracer.masking import MASK, mask_body, mask_properties, masked_names
+from tracer.times import now_us, to_us
 
 log = logging.getLogger("tracer.live")
 
-LIVE_GROUP = "tracer.live"
-EVERY_S = 0.15
-MAX_FLOWS = 500
-MAX_MESSAGES = 200
-RETRY_AFTER_S = 10.0
+MIN_INTERVAL_S = 0.1  # at most ten frames a second per stream
+TICK_S = 1.0  # a heartbeat, even when nothing happens, so pages know the tap lives
+SEND_TIMEOUT_S = 1.0
+RETRY_S = (1.0, 2.0, 5.0, 10.0)
+MAX_PENDING = 50_000  # events held while a send is slow; more are dropped and counted
+MAX_FRAME_EVENTS = 2_000
+SWEEP_LOOKBACK_S = 5.0
+
+PREVIEW_SOURCE_BYTES = 2048
+PREVIEW_CHARS = 160
+
+FLOWS = "flows"
+MESSAGES = "messages"
+
+
+# --- groups ---------------------------------------------------------------------------
+
+
+def installation_key():
+    """Eight hex digits naming this installation's database.
+
+    Consoles and taps that share a database share live events; another Warren
+    (or a test run) on the same Redis does not see them.
+    """
+    db = db_connection.settings_dict
+    identity = f"{db.get('ENGINE')}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}"
+    return hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
+
+
+def group_name(stream):
+    return f"warren-live-{stream}.{installation_key()}"
+
+
+# --- events as dicts ---------------------------------------------------------------------
+
+
+def _us(value):
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return to_us(value)
+    return int(value)
+
+
+def _get(obj, name, default=None):
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _masked_text(name, value, names):
+    return MASK if value and name in names else value
+
+
+FLOW_TIMES = ("started_at", "requested_at", "request_delivered_at", "replied_at")
+
+
+def flow_event(flow, broker, names=None):
+    """A flow (pairing.Flow, a tracer.models.Flow or a dict of its columns) as a live event."""
+    names = masked_names() if names is None else names
+    times = {name: _us(_get(flow, name)) for name in (*FLOW_TIMES, "reply_delivered_at")}
+    known = [value for value in times.values() if value is not None]
+    return {
+        "kind": "flow",
+        "id": int(_get(flow, "id")),
+        "broker": broker,
+        "vhost": _get(flow, "vhost") or "",
+        "service": _get(flow, "service") or "",
+        "correlation_id": _masked_text("correlation_id", _get(flow, "correlation_id") or "", names),
+        "reply_to": _masked_text("reply_to", _get(flow, "reply_to") or "", names),
+        "pairing": _get(flow, "pairing") or "",
+        "status": _get(flow, "status"),
+        "late": bool(_get(flow, "late")),
+        "backlog": bool(_get(flow, "backlog")),
+        "started_us": times["started_at"],
+        "requested_us": times["requested_at"],
+        "replied_us": times["replied_at"],
+        "latency_ms": _get(flow, "latency_ms"),
+        "queue_wait_ms": _get(flow, "queue_wait_ms"),
+        "service_ms": _get(flow, "service_ms"),
+        "end_to_end_ms": _get(flow, "end_to_end_ms"),
+        "replies": _get(flow, "replies") or 0,
+        "redeliveries": _get(flow, "redeliveries") or 0,
+        # When the tap saw the flow's latest event: where a page's delay counts from.
+        "stamp_us": max(known) if known else None,
+    }
+
+
+def body_preview(body, names=None):
+    """The start of a body as one line of text, masked; "" for none, a note for binary."""
+    if not body:
+        return ""
+    names = masked_names() if names is None else names
+    chunk = bytes(body[:PREVIEW_SOURCE_BYTES])
+    chunk = mask_body(chunk, names)
+    text = chunk.decode("utf-8", "replace")
+    head = text[:400]
+    odd = sum(1 for char in head if (char < " " and char not in "\t\r\n") or char == "\ufffd")
+    if odd > max(4, len(head) // 20):
+        return "(binary)"
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _json_value(value):
+    if isinstance(value, str | bytes):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+    return value
+
+
+def message_event(message, broker, names=None):
+    """A captured event (decoding.Captured) or a stored Message as a live event."""
+    names = masked_names() if names is None else names
+    properties = _json_value(
+        _get(message, "properties_json") or _get(message, "properties") or "{}"
+    )
+    properties = mask_properties(properties if isinstance(properties, dict) else {}, names)
+    routing_keys = _json_value(
+        _get(message, "routing_keys_json") or _get(message, "routing_keys") or "[]"
+    )
+    routed = _get(message, "routed_queues_json")
+    routed = _json_value(routed) if routed is not None else _get(message, "routed_queues")
+    captured = _get(message, "captured_us")
+    if captured is None:
+        captured = _us(_get(message, "captured_at"))
+    headers = properties.get("headers")
+    traceparent = headers.get("traceparent") if isinstance(headers, dict) else None
+    return {
+        "kind": "message",
+        "id": int(_get(message, "id")),
+        "broker": broker,
+        "vhost": _get(message, "vhost") or "",
+        "event": _get(message, "event"),
+        "exchange": _get(message, "exchange") or "",
+        "routing_key": _get(message, "routing_key") or "",
+        "routing_keys": [str(key) for key in routing_keys or []],
+        "routed_queues": routed,
+        "queue": _get(message, "queue") or "",
+        "correlation_id": str(properties.get("correlation_id") or ""),
+        "reply_to": str(properties.get("reply_to") or ""),
+        "content_type": str(properties.get("content_type") or ""),
+        "type": str(properties.get("type") or ""),
+        "traceparent": traceparent if isinstance(traceparent, str) else "",
+        "body_size": _get(message, "body_size") or 0,
+        "preview": body_preview(_get(message, "body"), names),
+        "redelivered": bool(_get(message, "redelivered")),
+        "flow_id": _get(message, "flow_id"),
+        "backlog": bool(_get(message, "backlog")),
+        "connection": _get(message, "connection") or "",
+        "captured_us": captured,
+        "stamp_us": captured,
+    }
+
+
+# --- the publisher ---------------------------------------------------------------------
+
+
+def _default_layer():
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+    # A layer of its own: its Redis connections belong to the publisher's loop.
+    return channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
 
 
 class LivePublisher:
-    def __init__(self):
-        self.flows = {}
-        self.messages = []
-        self.events_by_vhost = {}
-        self.last_sent = 0.0
-        self.paused_until = 0.0
+    """Buffers live events and sends them from a thread of its own.
 
-    def add(self, result, events):
-        for flow in result.flows:
-            self.flows[flow.id] = flow
-        for event in events:
-            self.events_by_vhost[event.vhost] = self.events_by_vhost.get(event.vhost, 0) + 1
-        room = MAX_MESSAGES - len(self.messages)
-        if room > 0:
-            self.messages.extend(event for event in events[:room] if event.id is not None)
-        now = time.monotonic()
-        if now - self.last_sent >= EVERY_S and now >= self.paused_until:
-            self.send(now)
+    `publish_batch` and `publish_flows` never raise and never wait for Redis.
+    `stats()` tells what was sent and what was dropped.
+    """
 
-    def send(self, now):
-        flows = list(self.flows.values())[-MAX_FLOWS:]
-        payload = {
-            "type": "tracer.batch",
-            "flows": [serialize.live_flow(flow) for flow in flows],
-            "flows_total": len(self.flows),
-            "messages": [serialize.live_message(event) for event in self.messages],
-            "events_by_vhost": self.events_by_vhost,
-            "sent_at_us": time.time_ns() // 1000,
+    def __init__(
+        self,
+        broker=None,
+        layer_factory=None,
+        min_interval_s=MIN_INTERVAL_S,
+        tick_s=TICK_S,
+        send_timeout_s=SEND_TIMEOUT_S,
+        max_pending=MAX_PENDING,
+    ):
+        if broker is None:
+            from console.brokers import default_broker
+
+            broker = default_broker().slug
+        self.broker = broker
+        # Makes the channel layer; a new one after a failed send, whose
+        # connections may be half dead.
+        self._layer_factory = layer_factory or _default_layer
+        self._layer = None
+        self.min_interval_s = min_interval_s
+        self.tick_s = tick_s
+        self.send_timeout_s = send_timeout_s
+        self.max_pending = max_pending
+        self._groups = {stream: group_name(stream) for stream in (FLOWS, MESSAGES)}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._messages = deque()
+        self._flows = {}
+        self._gone = set()
+        self._thread = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_sent = 0.0
+        self._last_tick = 0.0
+        self.counters = {
+            "published": 0,  # events handed in by the tap
+            "sent": 0,  # events that reached Redis
+            "dropped": 0,  # events lost: Redis away or the buffer full
+            "frames": 0,
+            "send_errors": 0,
         }
-        self.flows, self.messages, self.events_by_vhost = {}, [], {}
-        self.last_sent = now
-        layer = get_channel_layer()
+        self.redis_ok = None  # unknown until the first send
+
+    # --- called by the tap -----------------------------------------------------------
+
+    def publish_batch(self, stored_events=(), changed_flows=(), deleted_flow_ids=()):
+        """Queue the events of a committed batch. Cheap; never raises."""
+        try:
+            with self._lock:
+                room = self.max_pending - len(self._messages)
+                events = list(stored_events)
+                if len(events) > room:
+                    self.counters["dropped"] += len(events) - max(room, 0)
+                    events = events[: max(room, 0)]
+                self._messages.extend(events)
+                for flow in changed_flows:
+                    self._flows[_get(flow, "id")] = flow
+                    self._gone.discard(_get(flow, "id"))
+                for flow_id in deleted_flow_ids:
+                    self._flows.pop(flow_id, None)
+                    self._gone.add(flow_id)
+                self.counters["published"] += len(events)
+            self._start()
+            self._wake.set()
+        except Exception:  # noqa: BLE001 - live events are a courtesy; storage is what counts
+            log.exception("live: could not queue a batch")
+
+    def publish_flows(self, changed_flows):
+        """Flows changed outside a batch (a timeout sweep)."""
+        self.publish_batch((), changed_flows)
+
+    def stats(self):
+        with self._lock:
+            stats = dict(self.counters)
+            stats["pending"] = len(self._messages) + len(self._flows)
+        stats["redis_ok"] = self.redis_ok
+        return stats
+
+    def close(self, timeout=2.0):
+        """Send what is buffered (within `timeout`) and stop the thread."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- the sending thread ---------------------------------------------------------------
+
+    def _start(self):
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="live-publisher", daemon=True)
+            self._thread.start()
+
+    def _run(self):
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                self._wake.wait(timeout=self.tick_s)
+                self._wake.clear()
+                stopping = self._stopping.is_set()
+                # Coalesce: never more than one frame per stream per interval.
+                wait = self._last_sent + self.min_interval_s - time.monotonic()
+                if wait > 0 and not stopping:
+                    self._stopping.wait(wait)
+                self._send_pending(loop)
+                if stopping:
+                    break
+        except Exception:  # noqa: BLE001 - the thread must end quietly, the tap goes on
+            log.exception("live: publisher stopped")
+        finally:
+            self._close_layer(loop)
+            loop.close()
+
+    def _close_layer(self, loop):
+        layer = self._layer
         if layer is None:
             return
+        self._layer = None
+        # Closing what may already be broken: any error here means nothing.
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.wait_for(layer.close_pools(), timeout=0.5))
+
+    def _has_pending(self):
+        with self._lock:
+            return bool(self._messages or self._flows or self._gone)
+
+    def _take(self):
+        with self._lock:
+            messages, self._messages = self._messages, deque()
+            flows, self._flows = self._flows, {}
+            gone, self._gone = self._gone, set()
+        return list(messages), list(flows.values()), sorted(gone)
+
+    def _frames(self, messages, flows, gone):
+        names = masked_names()
+        sent_us = now_us()
+        frames = []
+        if flows or gone:
+            events = [flow_event(flow, self.broker, names) for flow in flows]
+            frames.append(
+                (self._groups[FLOWS], {"type": "live.flows", "events": events, "gone": gone})
+            )
+        for start in range(0, len(messages), MAX_FRAME_EVENTS):
+            chunk = messages[start : start + MAX_FRAME_EVENTS]
+            events = [message_event(message, self.broker, names) for message in chunk]
+            frames.append((self._groups[MESSAGES], {"type": "live.messages", "events": events}))
+        for _, frame in frames:
+            frame["sent_us"] = sent_us
+        return frames
+
+    def _send_pending(self, loop):
+        now = time.monotonic()
+        messages, flows, gone = self._take()
+        count = len(messages) + len(flows)
+        frames = []
+        if count or gone:
+            if now < self._retry_at:
+                self._drop(count)
+                return
+            try:
+                frames = self._frames(messages, flows, gone)
+            except Exception:  # noqa: BLE001 - one odd event must not stop the stream
+                log.exception("live: could not build a frame")
+                self._drop(count)
+                return
+        if now - self._last_tick >= self.tick_s and now >= self._retry_at:
+            self._last_tick = now
+            tick = {"type": "live.tick", "sent_us": now_us(), "tap": self.stats()}
+            frames += [(group, tick) for group in self._groups.values()]
+        if not frames:
+            return
         try:
-            async_to_sync(layer.group_send)(LIVE_GROUP, payload)
-        except Exception as error:  # Redis away or full: the tap goes on
-            log.warning("live events paused for %ss: %s", RETRY_AFTER_S, error)
-            self.paused_until = now + RETRY_AFTER_S
+            loop.run_until_complete(
+                asyncio.wait_for(self._send_all(frames), timeout=self.send_timeout_s)
+            )
+        except Exception as error:  # noqa: BLE001 - Redis away: drop, count, retry later
+            self._failed(error, count)
+            self._close_layer(loop)
+            return
+        self._last_sent = time.monotonic()
+        with self._lock:
+            self.counters["sent"] += count
+            self.counters["frames"] += sum(1 for _, frame in frames if frame["type"] != "live.tick")
+        if not self.redis_ok:
+            if self.redis_ok is False:
+                log.info("live: Redis answers again; live events flow")
+            self.redis_ok = True
+        self._failures = 0
+
+    async def _send_all(self, frames):
+        if self._layer is None:
+            self._layer = self._layer_factory()
+        for group, frame in frames:
+            await self._layer.group_send(group, frame)
+
+    def _drop(self, count):
+        with self._lock:
+            self.counters["dropped"] += count
+
+    def _failed(self, error, count):
+        self._drop(count)
+        with self._lock:
+            self.counters["send_errors"] += 1
+        delay = RETRY_S[min(self._failures, len(RETRY_S) - 1)]
+        self._failures += 1
+        self._retry_at = time.monotonic() + delay
+        if self.redis_ok is not False:
+            log.warning("live: cannot reach Redis (%s); dropping live events", error or "timeout")
+        self.redis_ok = False
 
 
-_publisher = LivePublisher()
+_publisher = None
+_publisher_lock = threading.Lock()
+
+
+def publisher():
+    """The process's publisher (the tap's)."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None:
+            _publisher = LivePublisher()
+        return _publisher
 
 
 def publish_batch(result, events):
-    _publisher.add(result, events)
+    """What the tap calls after each committed batch: its storage.BatchResult and events.
+
+    Only events stored by this batch go out (a recognised duplicate has no id
+    of its own); flows are those the batch wrote or deleted.
+    """
+    try:
+        stored = [event for event in events if getattr(event, "id", None) is not None]
+        publisher().publish_batch(
+            stored,
+            getattr(result, "flows", None) or (),
+            getattr(result, "deleted_flow_ids", None) or (),
+        )
+    except Exception:  # noqa: BLE001 - never the tap's problem
+        log.exception("live: could not publish a batch")
+
+
+def publish_sweep(swept, timeout_s, now=None):
+    """After a timeout sweep turned `swept` flows into timeouts: send those flows.
+
+    The sweep tells only how many; the flows it just swept are those requested
+    in the second before the timeout cutoff (a few seconds are looked at, so a
+    late tick misses none; a flow sent twice only replaces its row).
+    """
+    if not swept:
+        return
+    try:
+        from tracer.models import Flow
+        from tracer.times import from_us
+
+        now = now_us() if now is None else now
+        cutoff = now - int(timeout_s * 1_000_000)
+        flows = Flow.objects.filter(
+            status="timeout",
+            requested_at__lt=from_us(cutoff),
+            requested_at__gte=from_us(cutoff - int(SWEEP_LOOKBACK_S * 1_000_000)),
+        ).order_by("-requested_at")[: min(int(swept), MAX_FRAME_EVENTS)]
+        publisher().publish_flows(list(flows.values()))
+    except Exception:  # noqa: BLE001 - never the tap's problem
+        log.exception("live: could not publish swept timeouts")

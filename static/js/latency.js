@@ -1,0 +1,158 @@
+// Latency page charts (uPlot): percentiles over time, histogram, throughput.
+// Data comes from the page's JSON endpoint (data-url), polled every 5 s; the
+// table above refreshes itself through htmx. No inline scripts: the CSP.
+(function () {
+  "use strict";
+
+  var seriesBox = document.getElementById("chart-series");
+  var histogramBox = document.getElementById("chart-histogram");
+  var throughputBox = document.getElementById("chart-throughput");
+  if (!seriesBox || typeof window.uPlot === "undefined") return;
+
+  var url = seriesBox.getAttribute("data-url");
+  var charts = {};
+  var EVERY_MS = 5000;
+  var HEIGHT = 230;
+
+  function width(box) {
+    return Math.max(280, box.clientWidth - 4);
+  }
+
+  function ms(value) {
+    if (value === null || value === undefined) return "–";
+    if (value < 10) return value.toFixed(2) + " ms";
+    if (value < 100) return value.toFixed(1) + " ms";
+    return Math.round(value).toLocaleString("en") + " ms";
+  }
+
+  function rate(value) {
+    if (value === null || value === undefined) return "–";
+    return value < 100 ? value.toFixed(1) : Math.round(value).toLocaleString("en");
+  }
+
+  function empty(box, text) {
+    if (charts[box.id]) {
+      charts[box.id].destroy();
+      delete charts[box.id];
+    }
+    box.textContent = "";
+    var note = document.createElement("p");
+    note.className = "chart-empty";
+    note.textContent = text;
+    box.appendChild(note);
+  }
+
+  function draw(box, options, data) {
+    var chart = charts[box.id];
+    if (chart && chart.series.length === options.series.length) {
+      chart.setData(data);
+      return;
+    }
+    if (chart) chart.destroy();
+    box.textContent = "";
+    options.width = width(box);
+    options.height = HEIGHT;
+    charts[box.id] = new window.uPlot(options, data, box);
+  }
+
+  function hasValues(list) {
+    for (var i = 0; i < list.length; i++) if (list[i] !== null && list[i] !== 0) return true;
+    return false;
+  }
+
+  function drawSeries(series) {
+    if (!hasValues(series.p50) && !hasValues(series.p99)) {
+      empty(seriesBox, "No answered calls in this window.");
+      return;
+    }
+    draw(seriesBox, {
+      scales: { x: { time: true }, y: { distr: 3 } },
+      axes: [{}, { values: function (u, ticks) { return ticks.map(ms); }, size: 70 }],
+      series: [
+        {},
+        { label: "p50", stroke: "#1f8a4c", width: 1.8, value: function (u, v) { return ms(v); } },
+        { label: "p95", stroke: "#f26b1d", width: 1.8, value: function (u, v) { return ms(v); } },
+        { label: "p99", stroke: "#c0392b", width: 1.8, value: function (u, v) { return ms(v); } },
+      ],
+    }, [series.t, series.p50, series.p95, series.p99]);
+  }
+
+  function drawThroughput(series) {
+    if (!hasValues(series.calls_per_s)) {
+      empty(throughputBox, "No calls in this window.");
+      return;
+    }
+    var step = series.step_s || 1;
+    var timeoutsPerS = series.timeouts.map(function (n) { return n / step; });
+    draw(throughputBox, {
+      scales: { x: { time: true } },
+      axes: [{}, { values: function (u, ticks) { return ticks.map(rate); }, size: 60 }],
+      series: [
+        {},
+        { label: "calls/s", stroke: "#2563eb", fill: "rgba(37, 99, 235, 0.08)", width: 1.8, value: function (u, v) { return rate(v); } },
+        { label: "timeouts/s", stroke: "#c0392b", width: 1.8, value: function (u, v) { return rate(v); } },
+      ],
+    }, [series.t, series.calls_per_s, timeoutsPerS]);
+  }
+
+  function drawHistogram(histogram) {
+    if (!histogram.counts.length) {
+      empty(histogramBox, "No answered calls in this window.");
+      return;
+    }
+    var edges = histogram.edges_ms;
+    var xs = edges.map(function (_, index) { return index; });
+    var bars = window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.85, 60] }) : null;
+    draw(histogramBox, {
+      scales: { x: { time: false, range: function () { return [-0.5, xs.length - 0.5]; } } },
+      axes: [
+        {
+          values: function (u, ticks) {
+            return ticks.map(function (tick) {
+              var index = Math.round(tick);
+              return index >= 0 && index < edges.length && index === tick ? ms(edges[index]) : "";
+            });
+          },
+          space: 60,
+        },
+        { size: 60 },
+      ],
+      series: [
+        { value: function (u, v) { return v === null || edges[v] === undefined ? "–" : "≥ " + ms(edges[v]); } },
+        { label: "calls", stroke: "#f26b1d", fill: "rgba(242, 107, 29, 0.55)", paths: bars, points: { show: false } },
+      ],
+    }, [xs, histogram.counts]);
+  }
+
+  var busy = false;
+  function refresh() {
+    if (busy || document.hidden) return;
+    busy = true;
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        drawSeries(data.series);
+        drawThroughput(data.series);
+        drawHistogram(data.histogram);
+      })
+      .catch(function () {
+        [seriesBox, histogramBox, throughputBox].forEach(function (box) {
+          if (!charts[box.id]) empty(box, "Figures unavailable right now; retrying.");
+        });
+      })
+      .finally(function () { busy = false; });
+  }
+
+  window.addEventListener("resize", function () {
+    [seriesBox, histogramBox, throughputBox].forEach(function (box) {
+      var chart = charts[box.id];
+      if (chart) chart.setSize({ width: width(box), height: HEIGHT });
+    });
+  });
+
+  refresh();
+  window.setInterval(refresh, EVERY_MS);
+})();
