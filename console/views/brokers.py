@@ -22,7 +22,7 @@ def _probe(broker):
     try:
         overview = broker.client(timeout=PROBE_TIMEOUT).overview()
     except BrokerError as error:
-        return {"ok": False, "error": error.message}
+        return {"ok": False, "error": error.message, "banner": error.banner}
     return {
         "ok": True,
         "version": overview.get("rabbitmq_version", "?"),

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from console import access, topology
 from console.brokers import current_broker
 from console.management_api import BrokerError, BrokerNotFound
-from console.vhosts import selected_vhost, vhost_names
+from console.vhosts import selected_vhost
 from console.views.exchanges import exchange_href
 from console.views.queues import queue_href
 
@@ -41,7 +41,11 @@ def _depth(params):
 def topology_page(request):
     broker = current_broker(request)
     vhost = selected_vhost(request, broker)
-    names = vhost_names(broker)
+    broker_error = None
+    try:
+        names = sorted(v.get("name", "") for v in broker.client().vhosts() or [])
+    except BrokerError as error:
+        broker_error, names = error, []
     notice = ""
     if not vhost:
         # A graph is of one vhost: "all vhosts" shows the default one (or the first).
@@ -62,6 +66,7 @@ def topology_page(request):
         "depth": depth,
         "data_url": reverse("topology_data") + "?" + urlencode(params),
         "page_url": reverse("topology"),
+        "broker_error": broker_error,
     }
     return render(request, "topology.html", context)
 

@@ -1,0 +1,64 @@
+"""Vhosts: the selector on every page, the choice kept in URL and session, per-vhost totals."""
+
+import re
+
+from django.urls import reverse
+
+from tests.console.helpers import publish, wait_for
+
+
+def _options(page):
+    select = page.split('name="vhost"', 1)[1].split("</select>", 1)[0]
+    return re.findall(r'<option value="([^"]*)"( selected)?>', select)
+
+
+def test_it_puts_the_selector_on_every_page_with_the_choice_selected(viewer_client, hostile_vhost):
+    escaped = "warren-test-vh &lt;script&gt;x&lt;/script&gt; /50% ü"
+    for name in ("overview", "queues", "exchanges", "connections", "audit_log", "vhosts"):
+        page = viewer_client.get(reverse(name), {"vhost": hostile_vhost}).content.decode()
+        options = _options(page)
+        assert ("", "") in options, name  # "All vhosts"
+        assert any(value.startswith(escaped) and chosen for value, chosen in options), name
+        assert "<script>x</script>" not in page
+
+
+def test_it_sends_the_selector_of_a_detail_page_back_to_its_list(viewer_client, topology):
+    page = viewer_client.get(reverse("queue", args=[topology, "orders.new"])).content.decode()
+    assert f'<form class="selector" method="get" action="{reverse("queues")}">' in page
+
+
+def test_it_keeps_the_choice_per_session_until_all_vhosts_are_chosen(viewer_client, topology):
+    viewer_client.get(reverse("exchanges"), {"vhost": topology})
+    assert ('In vhost <strong class="mono">' + topology) in viewer_client.get(
+        reverse("queues")
+    ).content.decode()
+    viewer_client.get(reverse("queues"), {"vhost": ""})
+    assert "In every vhost" in viewer_client.get(reverse("exchanges")).content.decode()
+
+
+def test_it_shows_totals_and_tracing_per_vhost(viewer_client, mgmt, topology, scratch_vhost):
+    other = scratch_vhost + "-traced"
+    mgmt.create_vhost(other, description="traced <one>")
+    try:
+        mgmt.set_tracing(other, True)
+        publish(mgmt, topology, "orders.new", 2)
+        page = wait_for(
+            lambda: viewer_client.get(reverse("vhosts")).content.decode(),
+            lambda html: (
+                f">{topology}</a>" in html
+                and '<td class="num strong">2</td>'
+                in html.split(f">{topology}</a>", 1)[1].split("</tr>")[0]
+            ),
+            what="the vhost's message total",
+        )
+        row = page.split(f">{topology}</a>", 1)[1].split("</tr>", 1)[0]
+        cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
+        assert cells[:5] == ["5", "12", "2", "0", "2"]  # queues, exchanges, ready, unacked, total
+        assert '<span class="pill">off</span>' in row
+        traced = page.split(f">{other}</a>", 1)[1].split("</tr>", 1)[0]
+        assert "traced &lt;one&gt;" in traced
+        assert ">on</span>" in traced
+        # Switching tracing on kept the description.
+        assert mgmt.vhost(other)["description"] == "traced <one>"
+    finally:
+        mgmt.delete_vhost(other)
