@@ -344,19 +344,30 @@ class LivePublisher:
             gone, self._gone = self._gone, set()
         return list(messages), list(flows.values()), sorted(gone)
 
+    def _convert(self, make, items, names):
+        """Live events of `items`; one that cannot be converted is dropped and counted."""
+        events = []
+        for item in items:
+            try:
+                events.append(make(item, self.broker, names))
+            except Exception:  # noqa: BLE001 - one odd event must not stop the stream
+                self._drop(1)
+                log.warning("live: an event could not be sent", exc_info=True)
+        return events
+
     def _frames(self, messages, flows, gone):
         names = masked_names()
         sent_us = now_us()
         frames = []
         if flows or gone:
-            events = [flow_event(flow, self.broker, names) for flow in flows]
+            events = self._convert(flow_event, flows, names)
             frames.append(
                 (self._groups[FLOWS], {"type": "live.flows", "events": events, "gone": gone})
             )
         for start in range(0, len(messages), MAX_FRAME_EVENTS):
-            chunk = messages[start : start + MAX_FRAME_EVENTS]
-            events = [message_event(message, self.broker, names) for message in chunk]
-            frames.append((self._groups[MESSAGES], {"type": "live.messages", "events": events}))
+            events = self._convert(message_event, messages[start : start + MAX_FRAME_EVENTS], names)
+            if events:
+                frames.append((self._groups[MESSAGES], {"type": "live.messages", "events": events}))
         for _, frame in frames:
             frame["sent_us"] = sent_us
         return frames
