@@ -296,7 +296,8 @@ class Tap:
 
     def _tick(self):
         try:
-            storage.sweep_timeouts(timeout_s=self.config.timeout_s)
+            swept = storage.sweep_timeouts(timeout_s=self.config.timeout_s)
+            live.publish_sweep(swept, self.config.timeout_s)
             self._write_session()
         except (OperationalError, InterfaceError) as error:
             self.problems["database"] = f"cannot write: {error}"
