@@ -139,7 +139,7 @@ def gather(anchor, limit=MAX_EVENTS):
         seen_traces |= new_traces
         query = Q(correlation_id__in=sorted(new_correlations)) if new_correlations else Q()
         for trace_id in sorted(new_traces):
-            query |= Q(properties__headers__traceparent__contains=trace_id)
+            query |= Q(properties__headers__traceparent__icontains=trace_id)
         if not query:
             break
         for message in _scope(base.filter(query), anchor).order_by("captured_at")[:limit]:
