@@ -54,4 +54,5 @@ urlpatterns = [
     path("brokers/<slug:slug>/delete", brokers.broker_delete, name="broker_delete"),
     path("audit/", audit_log.audit_log, name="audit_log"),
     path("", include("tracer.urls")),
+    path("", include("replay.urls")),
 ]

@@ -102,6 +102,10 @@ class ReplayJob(models.Model):
         return not self.is_active
 
     @property
+    def is_resumable(self):
+        return self.status in self.RESUMABLE and self.remaining > 0
+
+    @property
     def remaining(self):
         return max(0, self.total - self.confirmed - self.failed)
 

@@ -216,5 +216,4 @@ def prepare(source, options, username="", reply_to=None, correlation_id=None):
     if reply_to is not None:
         properties["reply_to"] = reply_to
         properties["correlation_id"] = correlation_id
-        notes.append("reply_to and correlation_id are Warren's own, to collect the answer")
     return Outgoing(vhost, exchange, routing_key, properties, body, notes)

@@ -12,14 +12,12 @@ import math
 
 from tracer.masking import mask_body
 
-IGNORED = "(ignored)"
-
 
 def _without(value, ignore):
     if isinstance(value, dict):
+        # Left out entirely: a volatile field one side lacks is no change either.
         return {
-            key: IGNORED if key.lower() in ignore else _without(item, ignore)
-            for key, item in value.items()
+            key: _without(item, ignore) for key, item in value.items() if key.lower() not in ignore
         }
     if isinstance(value, list):
         return [_without(item, ignore) for item in value]

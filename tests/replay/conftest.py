@@ -1,8 +1,24 @@
-"""Fixtures for the replay tests: a pika helper on a scratch vhost."""
+"""Fixtures for the replay tests: a pika helper on a scratch vhost, roles after a flush."""
 
 import pytest
 
 from tests.replay.helpers import Broker
+
+ROLES = ("viewer", "operator")
+
+
+@pytest.fixture(autouse=True)
+def _roles_after_flush(request):
+    """A transactional test empties every table when it ends, the role groups made by a
+    migration included; the user fixtures need them back."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.contrib.auth.models import Group
+
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
 
 
 @pytest.fixture
