@@ -232,23 +232,44 @@ def _pairing_event(captured):
     )
 
 
+def _us_from_db(value):
+    """A time column as microseconds: SQLite gives text, PostgreSQL a datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return to_us(value)
+
+
 def _stored_event(row):
-    values = dict(zip(_PAIRING_FIELDS, row, strict=True))
+    (message_id, kind, at, vhost, exchange, routing_key, queue, correlation_id, reply_to,
+     redelivered, fingerprint, backlog, flow_id) = row  # fmt: skip
     return pairing.Event(
-        id=values["id"],
-        kind=values["event"],
-        at=to_us(values["captured_at"]),
-        vhost=values["vhost"],
-        exchange=values["exchange"],
-        routing_key=values["routing_key"],
-        queue=values["queue"],
-        correlation_id=values["correlation_id"],
-        reply_to=values["reply_to"],
-        redelivered=values["redelivered"],
-        fingerprint=values["fingerprint"],
-        backlog=values["backlog"],
-        flow_id=values["flow_id"],
+        id=message_id,
+        kind=kind,
+        at=_us_from_db(at),
+        vhost=vhost,
+        exchange=exchange,
+        routing_key=routing_key,
+        queue=queue,
+        correlation_id=correlation_id,
+        reply_to=reply_to,
+        redelivered=bool(redelivered),
+        fingerprint=fingerprint,
+        backlog=bool(backlog),
+        flow_id=flow_id,
     )
+
+
+def _select(cursor, where, params):
+    """Pairing columns of messages, with plain SQL: no ORM object, no converters."""
+    columns = ", ".join(_q(name) for name in _PAIRING_FIELDS)
+    cursor.execute(f"SELECT {columns} FROM {_table(Message)} WHERE {where}", params)  # noqa: S608
+    return [_stored_event(row) for row in cursor.fetchall()]
+
+
+def _marks(count):
+    return ", ".join(["%s"] * count)
 
 
 def _lock_reply_queues(cursor, queues):
@@ -293,38 +314,35 @@ def _remember_reply_queues(cursor, batch_requests, last_us):
     )
 
 
-def _load_groups(keys, earliest_us):
+def _load_groups(cursor, keys, earliest_us):
     """Stored events of the groups in `keys`, and of the flows their requests lead."""
     loaded = {}
     by_correlation = defaultdict(set)
-    by_reply_queue = []
+    by_reply_queue = set()
     for vhost, reply_queue, correlation_id in keys:
         if correlation_id:
             by_correlation[vhost].add(correlation_id)
         else:
-            by_reply_queue.append((vhost, reply_queue))
-    since = from_us(earliest_us - CORRELATION_HORIZON_S * 1_000_000)
+            by_reply_queue.add((vhost, reply_queue))
+    since = earliest_us - CORRELATION_HORIZON_S * 1_000_000
     for vhost, correlation_ids in by_correlation.items():
         for chunk in _chunks(correlation_ids):
-            rows = Message.objects.filter(
-                correlation_id__in=chunk, vhost=vhost, captured_at__gte=since
-            ).values_list(*_PAIRING_FIELDS)
-            for row in rows:
-                loaded[row[0]] = _stored_event(row)
-    since = from_us(earliest_us - REPLY_TO_HORIZON_S * 1_000_000)
-    for vhost, reply_queue in sorted(set(by_reply_queue)):
-        rows = Message.objects.filter(
-            correlation_id="", vhost=vhost, reply_key=reply_queue, captured_at__gte=since
-        ).values_list(*_PAIRING_FIELDS)
-        for row in rows:
-            loaded[row[0]] = _stored_event(row)
+            # No time condition in SQL: with one, SQLite prefers the (vhost, time)
+            # index and scans the vhost's recent history instead of a few rows.
+            where = f"correlation_id IN ({_marks(len(chunk))}) AND vhost = %s"
+            for event in _select(cursor, where, [*chunk, vhost]):
+                if event.at >= since:
+                    loaded[event.id] = event
+    since = _db_time(earliest_us - REPLY_TO_HORIZON_S * 1_000_000)
+    for vhost, reply_queue in sorted(by_reply_queue):
+        where = "correlation_id = %s AND vhost = %s AND reply_key = %s AND captured_at >= %s"
+        for event in _select(cursor, where, ["", vhost, reply_queue, since]):
+            loaded[event.id] = event
     flow_ids = {event.flow_id for event in loaded.values() if event.flow_id is not None}
     flow_ids |= {event.id for event in loaded.values() if event.reply_to}
     for chunk in _chunks(flow_ids):
-        rows = Message.objects.filter(flow_id__in=chunk).values_list(*_PAIRING_FIELDS)
-        for row in rows:
-            if row[0] not in loaded:
-                loaded[row[0]] = _stored_event(row)
+        for event in _select(cursor, f"flow_id IN ({_marks(len(chunk))})", chunk):
+            loaded.setdefault(event.id, event)
     return list(loaded.values())
 
 
@@ -339,18 +357,22 @@ def _flow_row(flow):
     return values
 
 
-def _existing_flows(ids):
+def _existing_flows(cursor, ids):
     existing = {}
+    columns = ", ".join(_q(name) for name in ("id", *FLOW_COLUMNS))
+    names = ("id", *FLOW_COLUMNS)
     for chunk in _chunks(ids):
-        for row in Flow.objects.filter(id__in=chunk).values("id", *FLOW_COLUMNS):
+        cursor.execute(
+            f"SELECT {columns} FROM {_table(Flow)} WHERE id IN ({_marks(len(chunk))})",  # noqa: S608
+            chunk,
+        )
+        for values in cursor.fetchall():
+            row = dict(zip(names, values, strict=True))
             for name in _FLOW_TIMES:
-                row[name] = to_us(row[name])
+                row[name] = _us_from_db(row[name])
+            row["late"], row["backlog"] = bool(row["late"]), bool(row["backlog"])
             existing[row["id"]] = row
     return existing
-
-
-def _same(flow, row):
-    return all(getattr(flow, name) == row[name] for name in FLOW_COLUMNS)
 
 
 def contribution(vhost, service, status, late, backlog, requested_us, latency_ms):
@@ -449,16 +471,23 @@ class RollUp:
 
 def _write_flows(cursor, changes, rollup):
     """Insert, update and delete flows; returns (written flows, deleted ids)."""
-    existing = _existing_flows(set(changes.flows) | changes.delete_flow_ids)
-    inserts, updates, written = [], [], []
+    existing = _existing_flows(cursor, set(changes.flows) | changes.delete_flow_ids)
+    inserts, written = [], []
+    updates = defaultdict(list)  # changed columns -> rows: one statement per shape
     for flow_id, flow in changes.flows.items():
         old = existing.get(flow_id)
         if old is None:
             inserts.append([flow_id, *_flow_row(flow)])
-        elif not _same(flow, old):
-            updates.append([*_flow_row(flow), flow_id])
         else:
-            continue
+            changed = tuple(name for name in FLOW_COLUMNS if getattr(flow, name) != old[name])
+            if not changed:
+                continue
+            values = [getattr(flow, name) for name in changed]
+            values = [
+                _db_time(value) if name in _FLOW_TIMES else value
+                for name, value in zip(changed, values, strict=True)
+            ]
+            updates[changed].append([*values, flow_id])
         written.append(flow)
         rollup.change(old, flow)
     deleted = {flow_id for flow_id in changes.delete_flow_ids if flow_id in existing}
@@ -472,11 +501,11 @@ def _write_flows(cursor, changes, rollup):
             f"INSERT INTO {table} (id, {columns}) VALUES ({marks})",  # noqa: S608
             inserts,
         )
-    if updates:
-        assignments = ", ".join(f"{_q(name)} = %s" for name in FLOW_COLUMNS)
+    for changed, rows in updates.items():
+        assignments = ", ".join(f"{_q(name)} = %s" for name in changed)
         cursor.executemany(
             f"UPDATE {table} SET {assignments} WHERE id = %s",  # noqa: S608
-            updates,
+            rows,
         )
     for chunk in _chunks(deleted):
         Flow.objects.filter(id__in=chunk).delete()
@@ -579,7 +608,7 @@ def _pair_and_write(cursor, fresh, timeout_s, now, result):
     flow_of = {}
     if keys:
         _remember_reply_queues(cursor, batch_requests, result.last_event_us)
-        loaded = _load_groups(keys, min(event.at for event in new))
+        loaded = _load_groups(cursor, keys, min(event.at for event in new))
         changes = pairing.recompute(
             loaded, new, keys, known_reply_queues=known, timeout_s=timeout_s, now_us=now
         )
