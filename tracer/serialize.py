@@ -1,5 +1,6 @@
-"""The JSON shapes of DESIGN §7 — a message, a flow — shared by the API, pages and
-live events. Field names are a contract; masking happens here, on the way out."""
+"""The JSON shapes of DESIGN §7 — a message, a flow — shared by the API and the pages.
+Field names are a contract; masking happens here, on the way out (live events
+mask with the same tracer.masking functions)."""
 
 import base64
 import contextlib
@@ -7,7 +8,7 @@ import contextlib
 import orjson
 
 from tracer.masking import mask_body, mask_properties
-from tracer.times import from_us, iso
+from tracer.times import iso
 
 MESSAGE_FIELDS = (
     "id",
@@ -113,30 +114,3 @@ def flow_json(flow):
         data[name] = iso(data[name])
     data["backlog"] = flow.backlog
     return data
-
-
-def live_flow(flow):
-    """A pairing.Flow (times in µs) in the shape of flow_json."""
-    data = {name: getattr(flow, name) for name in FLOW_FIELDS}
-    for name in ("requested_at", "request_delivered_at", "replied_at", "reply_delivered_at"):
-        data[name] = iso(from_us(data[name]))
-    data["backlog"] = flow.backlog
-    return data
-
-
-def live_message(event):
-    """A captured event's summary: no body, no properties."""
-    return {
-        "id": event.id,
-        "event": event.event,
-        "captured_at": iso(from_us(event.captured_us)),
-        "vhost": event.vhost,
-        "exchange": event.exchange,
-        "routing_key": event.routing_key,
-        "queue": event.queue or None,
-        "correlation_id": event.correlation_id or None,
-        "reply_to": event.reply_to or None,
-        "body_size": event.body_size,
-        "flow_id": event.flow_id,
-        "backlog": event.backlog,
-    }
