@@ -234,5 +234,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("WARREN_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "pika": {"level": "WARNING"}},
+    # pika logs every failed connection attempt with a traceback; Warren reports
+    # those itself in one line, so pika speaks only when something is broken.
+    "loggers": {"httpx": {"level": "WARNING"}, "pika": {"level": "CRITICAL"}},
 }
