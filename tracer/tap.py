@@ -100,6 +100,7 @@ class Tap:
         self._next_scan = 0.0
         self._previous_alive = {}
         self._batch_records = []
+        self.shared_vhosts = set()
 
     def management(self):
         if self._management is None:
@@ -391,6 +392,8 @@ class Tap:
                 reason = "tap stopped" if other.end_reason == "stopped" else "tap down"
                 last = other.ended_at or other.heartbeat_at
                 self._previous_alive[vhost] = (int(last.timestamp() * 1_000_000), reason)
+        # Another tap reads these vhosts' queues: what waits there is not backlog.
+        self.shared_vhosts = running
         session = TapSession.objects.create(
             pid=self.pid,
             host=socket.gethostname(),

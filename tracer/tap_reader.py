@@ -133,9 +133,10 @@ class VhostReader(threading.Thread):
         )
         channel.queue_bind(self.queue_name, TRACE_EXCHANGE, "#")
         self._ensure_tracing(force=True)
-        # What waits in the queue now was traced while no tap was reading.
+        # What waits in the queue now was traced while no tap was reading
+        # (unless another tap process shares the queue and was reading it).
         self.depth = declared.method.message_count
-        self._backlog_left = self.depth
+        self._backlog_left = 0 if self.vhost in self.tap.shared_vhosts else self.depth
         dropped = self._purge_dropped()
         channel.basic_qos(prefetch_count=config.prefetch)
         self.generation += 1

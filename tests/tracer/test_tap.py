@@ -244,3 +244,21 @@ def test_it_marks_events_it_sees_again_after_a_crash_between_commit_and_ack(scra
         time.sleep(0.5)
     assert Message.objects.filter(vhost=scratch_vhost).count() == 300
     assert sum(Message.objects.values_list("duplicates", flat=True)) == first_batch
+
+
+def test_it_shares_one_tap_queue_between_two_tap_processes(scratch_vhost):
+    first = TapProcess(scratch_vhost, args=["--batch-size", "20", "--prefetch", "40"]).start()
+    second = TapProcess(scratch_vhost, args=["--batch-size", "20", "--prefetch", "40"])
+    try:
+        second.start()
+        ids = sequential_calls(scratch_vhost, 60)
+        wait_for(flows_complete(scratch_vhost, 60), timeout=30, message="60 complete flows")
+        sessions = [first.session(), second.session()]
+    finally:
+        first.stop()
+        second.stop()
+    assert Message.objects.filter(vhost=scratch_vhost).count() == 240
+    assert set(Flow.objects.values_list("correlation_id", flat=True)) == set(ids)
+    assert all(Message.objects.filter(flow_id=f.id).count() == 4 for f in Flow.objects.all())
+    assert all(session.stored > 0 for session in sessions)  # both did part of the work
+    assert not Message.objects.filter(backlog=True).exists()
