@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.conftest import screenshot
+from tests.conftest import ARTIFACTS, screenshot
 from tests.console.helpers import HOSTILE_QUEUE, publish, wait_for_messages
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -95,6 +95,7 @@ def test_it_walks_queues_queue_peek_and_topology(page_as, superuser, live_server
         "<script>alert('tenant')</script>" in first_message.locator("table.kv").nth(1).inner_text()
     )
     screenshot(page, "console-queue-peek-json")
+    first_message.screenshot(path=str(ARTIFACTS / "console-peek-message.png"))
 
     # A dangerous action asks first, naming the queue; dismissing keeps the messages.
     page.click("text=Purge messages")

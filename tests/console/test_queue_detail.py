@@ -77,8 +77,8 @@ def test_it_lists_consumers_with_prefetch_and_ack_mode(viewer_client, mgmt, topo
         assert ready.wait(10)
         page = wait_for(
             lambda: _page(viewer_client, topology, "orders.new"),
-            lambda html: "tag-1" in html,
-            what="the consumer on the queue page",
+            lambda html: "tag-1" in html and 'data-figure="consumers">1<' in html,
+            what="the consumer and the consumer count on the queue page",
         )
         assert 'data-figure="consumers">1<' in page
         assert '<td class="num">7</td>' in page
