@@ -30,6 +30,7 @@ DROPPED_QUEUE_MAX_LENGTH = 100_000
 CHECK_EVERY_S = 1.0
 TRACING_CHECK_EVERY_S = 5.0
 BACKOFF_S = (0.5, 1, 2, 4, 8)
+RETIRE_GRACE_S = 5.0
 
 
 class Control:
@@ -152,14 +153,20 @@ class VhostReader(threading.Thread):
     def _consume(self):
         next_check = time.monotonic() + CHECK_EVERY_S
         consuming = True
+        cancelled_at = None
         while True:
             if consuming and self._done():
                 for tag in list(self._channel.consumer_tags):
                     self._channel.basic_cancel(tag)
                 consuming = False
+                cancelled_at = time.monotonic()
                 self.cancelled.set()
             if not consuming and self.tap.finished.is_set():
                 return
+            if cancelled_at and not self.tap.stopping.is_set():
+                # Retired (its vhost is gone): stay a moment for the last acks.
+                if time.monotonic() - cancelled_at > RETIRE_GRACE_S:
+                    return
             self._connection.process_data_events(time_limit=0.05)
             if consuming and time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_EVERY_S

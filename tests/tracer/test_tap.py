@@ -262,3 +262,44 @@ def test_it_shares_one_tap_queue_between_two_tap_processes(scratch_vhost):
     assert all(Message.objects.filter(flow_id=f.id).count() == 4 for f in Flow.objects.all())
     assert all(session.stored > 0 for session in sessions)  # both did part of the work
     assert not Message.objects.filter(backlog=True).exists()
+
+
+class _Listing:
+    """The management API, except that the vhost list is the test's (never the whole broker)."""
+
+    def __init__(self, real, names):
+        self.real, self.names = real, names
+
+    def vhosts(self):
+        return [{"name": name} for name in self.names]
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_it_follows_vhosts_created_and_deleted_with_star(scratch_vhost, mgmt, monkeypatch):
+    from tests.conftest import unique_name
+    from tracer import tap as tap_module
+
+    second = unique_name("warren-test-vhost")
+    mgmt.create_vhost(second)
+    listing = _Listing(mgmt, [scratch_vhost])
+    monkeypatch.setattr(tap_module, "VHOST_SCAN_S", 0.2)
+    tap = tap_module.Tap(tap_module.TapConfig.from_settings(vhosts=["*"]))
+    tap._management = listing
+    runner = threading.Thread(target=tap.run)
+    runner.start()
+    try:
+        wait_for(lambda: scratch_vhost in tap.readers and tap.readers[scratch_vhost].connected)
+        listing.names = [scratch_vhost, second]
+        wait_for(lambda: second in tap.readers and tap.readers[second].connected)
+        assert tracing_on(mgmt, second)
+        listing.names = [second]
+        wait_for(lambda: scratch_vhost not in tap.readers, message="the reader to retire")
+    finally:
+        tap.stop()
+        runner.join(30)
+        mgmt.set_tracing(second, False)
+        mgmt.delete_vhost(second)
+    assert not runner.is_alive()
+    assert TapSession.objects.get().vhosts == [second]
