@@ -163,10 +163,10 @@ class VhostReader(threading.Thread):
                 self.cancelled.set()
             if not consuming and self.tap.finished.is_set():
                 return
-            if cancelled_at and not self.tap.stopping.is_set():
-                # Retired (its vhost is gone): stay a moment for the last acks.
-                if time.monotonic() - cancelled_at > RETIRE_GRACE_S:
-                    return
+            # Retired (its vhost is gone): stay a moment for the last acks, then go.
+            retired = cancelled_at is not None and not self.tap.stopping.is_set()
+            if retired and time.monotonic() - cancelled_at > RETIRE_GRACE_S:
+                return
             self._connection.process_data_events(time_limit=0.05)
             if consuming and time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_EVERY_S
