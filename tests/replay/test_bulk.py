@@ -2,6 +2,7 @@
 
 import threading
 import time
+from itertools import pairwise
 
 import pytest
 from django.db import connection
@@ -65,3 +66,27 @@ def test_it_stops_sending_when_cancelled(operator, broker):
     time.sleep(0.3)
     assert broker.depth(queue) == job.confirmed < job.total
     assert job.items.filter(state="pending").count() == 300 - job.confirmed
+
+
+@pytest.mark.django_db
+def test_it_keeps_the_original_timing_at_the_speed_asked(operator, broker):
+    queue = broker.queue()
+    start_us = 1_700_000_000_000_000
+    capture_many(
+        [
+            trace_event(broker.vhost, routing_key=queue, body=b"%d" % n, at_us=start_us + gap)
+            for n, gap in enumerate([0, 200_000, 1_800_000])  # 0.2 s, then 1.6 s later
+        ]
+    )
+    job = start(operator, filter={"vhost": broker.vhost}, keep_timing=True, speed=2)
+
+    began = time.monotonic()
+    engine.run_job(job.id)
+    took = time.monotonic() - began
+
+    sent = list(job.items.order_by("position").values_list("sent_at", flat=True))
+    gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(sent)]
+    assert 0.08 < gaps[0] < 0.3  # 0.2 s at twice the speed
+    assert 0.7 < gaps[1] < 1.0  # 1.6 s at twice the speed
+    assert took < 2.0
+    assert broker.wait_depth(queue, 3) == 3

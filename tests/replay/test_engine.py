@@ -162,3 +162,70 @@ def test_it_asks_a_second_confirmation_above_the_threshold(operator, broker, set
     assert (refused.value.status, refused.value.extra) == (409, {"total": 3, "confirm_above": 2})
     assert start(operator, message_ids=ids, confirm=True).total == 3
     assert ReplayJob.objects.count() == 1
+
+
+def test_it_replays_to_another_broker_and_vhost(operator, broker, mgmt):
+    from console.brokers import default_broker
+    from console.models import Broker as StoredBroker
+    from tests.conftest import unique_name
+    from tests.replay.helpers import Broker
+
+    here = default_broker()
+    StoredBroker.objects.create(
+        slug="second",
+        name="Second cluster",
+        management_url=here.management_url,
+        amqp_url=here.amqp_url_public,
+        username=here.username,
+        password=here.password,
+    )
+    other_vhost = unique_name("warren-test-vhost")
+    mgmt.create_vhost(other_vhost)
+    elsewhere = Broker(other_vhost)
+    try:
+        queue = elsewhere.queue()
+        message = capture(broker.vhost, routing_key="orig", body=b"moved")
+        data = {"message_ids": [message.id], "broker": "second", "vhost": other_vhost}
+        job = engine.run_job(start(operator, routing_key=queue, **data).id)
+
+        assert (job.status, job.confirmed) == ("done", 1)
+        ((props, body),) = elsewhere.take(queue)
+        assert body == b"moved"
+        assert job.items.get().vhost == other_vhost
+    finally:
+        elsewhere.close()
+        mgmt.delete_vhost(other_vhost)
+
+
+def test_it_fails_an_item_whose_vhost_cannot_be_opened(operator, broker):
+    message = capture(broker.vhost, routing_key="q", body=b"x")
+
+    job = engine.run_job(start(operator, message_ids=[message.id], vhost="no-such-vhost").id)
+
+    assert (job.status, job.sent, job.failed) == ("done", 0, 1)
+    assert "cannot open vhost 'no-such-vhost'" in job.items.get().error
+
+
+def test_it_marks_a_job_whose_heartbeat_stopped_as_interrupted(operator, broker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ids = [capture(broker.vhost, routing_key="q", body=b"%d" % n).id for n in range(3)]
+    job = start(operator, message_ids=ids)
+    items = list(job.items.order_by("position"))
+    ReplayItem.objects.filter(id=items[0].id).update(state="confirmed", published=True)
+    ReplayItem.objects.filter(id=items[1].id).update(state="sending", published=True)
+    beat = timezone.now() - timedelta(seconds=engine.STALE_AFTER_S - 5)
+    ReplayJob.objects.filter(id=job.id).update(
+        status="running", heartbeat_at=beat, worker="another-host:4242", confirmed=0
+    )
+
+    assert engine.notice_interrupted() == 0  # not silent for long enough yet
+    assert engine.notice_interrupted(now=beat + timedelta(seconds=engine.STALE_AFTER_S)) == 1
+
+    job.refresh_from_db()
+    assert (job.status, job.sent, job.confirmed, job.failed) == ("interrupted", 2, 1, 0)
+    assert "another-host:4242" in job.errors[-1]
+    assert "1 was in flight" in job.errors[-1]
+    assert job.report["in_flight"] == 1
