@@ -9,11 +9,14 @@ conversation first touches them; arrows are publishes (connection → exchange),
 routings (exchange → queue) and deliveries (queue → connection), in time order.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.db.models import Q
 
+from console.management_api import BrokerError
 from tracer import pairing
 from tracer.masking import mask_properties, masked_names
 from tracer.models import Flow, Message
@@ -24,12 +27,13 @@ MAX_EVENTS = 400
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 # Drawing, in SVG user units.
-LANE_WIDTH = 168
+LANE_WIDTH = 146
 GUTTER = 92  # time offsets on the left
 HEAD = 64  # lane titles
 ROW = 30
 FOOT = 24
-LABEL_CHARS = 24
+LABEL_CHARS = 20
+NAME_CACHE_S = 300
 MARKER_KINDS = ("request", "reply", "publish", "route", "deliver", "direct")
 
 
@@ -87,7 +91,7 @@ def anchor_for(flow=None, message=None, correlation_id=None, trace=None, vhost=N
             anchor.trace_ids.add(trace_id)
         if row.flow_id:
             anchor.flow_ids.add(row.flow_id)
-        anchor.title = f"message {row.id}"
+        anchor.title = f"message #{row.id}"
         anchor.message_id = row.id
     elif correlation_id:
         anchor.correlation_ids.add(correlation_id)
@@ -265,17 +269,56 @@ def _offset_text(us):
     return f"+{ms / 1000:.2f} s"
 
 
-def layout(messages, flows=()):
-    """Lanes and arrows of the messages (in time order), positioned for drawing."""
+def short_address(connection):
+    """`127.0.0.1:60088 -> 127.0.0.1:5672` as the client's end, `127.0.0.1:60088`."""
+    return (connection or "").split(" -> ")[0] or "(unnamed connection)"
+
+
+def connection_labels(broker, connections):
+    """{broker connection name: the name its client gave}, for those the broker still knows.
+
+    The firehose names a connection by its addresses; a client that set
+    `connection_name` is easier to recognise by it. Asked of the management
+    API one connection at a time (a conversation has a handful), remembered a
+    few minutes; a connection gone or a broker away just keeps its address.
+    """
+    labels = {}
+    client = None
+    for name in sorted({c for c in connections if c}):
+        digest = hashlib.blake2b(name.encode(), digest_size=12).hexdigest()
+        key = f"warren:connection-label:{broker.slug}:{digest}"
+        label = cache.get(key)
+        if label is None:
+            try:
+                client = client or broker.client(timeout=2)
+                properties = client.connection(name).get("client_properties") or {}
+                label = str(properties.get("connection_name") or "")
+            except BrokerError:
+                label = ""
+            cache.set(key, label, NAME_CACHE_S)
+        if label:
+            labels[name] = label
+    return labels
+
+
+def layout(messages, flows=(), labels=None):
+    """Lanes and arrows of the messages (in time order), positioned for drawing.
+
+    `labels` names connections better than their addresses (connection_labels).
+    """
     roles = _roles(messages)
+    labels = labels or {}
     lanes = {}
 
     def lane(kind, name):
         key = ("connection", name) if kind not in ("exchange", "queue") else (kind, name)
         if key not in lanes:
-            role = roles.get(name, kind) if key[0] == "connection" else kind
-            label = name or "(unnamed connection)"
-            lanes[key] = Lane(key, role, label, label=_short(label), sub=role)
+            if key[0] == "connection":
+                role = roles.get(name, kind)
+                label = labels.get(name) or short_address(name)
+            else:
+                role, label = kind, name
+            lanes[key] = Lane(key, role, name, label=_short(label), sub=role)
         return lanes[key]
 
     names = masked_names()
@@ -353,15 +396,20 @@ def _detail(message, names):
     return " · ".join(str(part) for part in parts)
 
 
-def build(**anchor_params):
-    """The Diagram for a flow, message, correlation id or trace id; ConversationError if empty."""
+def build(broker=None, **anchor_params):
+    """The Diagram for a flow, message, correlation id or trace id; ConversationError if empty.
+
+    With `broker`, connections are labelled with the names their clients gave.
+    """
     anchor = anchor_for(**anchor_params)
     messages = gather(anchor)
     if not messages:
         raise ConversationError("No captured events belong to this conversation (yet).")
     flow_ids = {message.flow_id for message in messages if message.flow_id}
     flows = Flow.objects.filter(id__in=flow_ids).order_by("started_at")
-    diagram = layout(messages, flows)
+    labels = connection_labels(broker, {m.connection for m in messages}) if broker else {}
+    diagram = layout(messages, flows, labels)
+    diagram.labels = labels
     diagram.title = anchor.title
     diagram.correlation_ids = sorted(anchor.correlation_ids)
     diagram.trace_ids = sorted(anchor.trace_ids)

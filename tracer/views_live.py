@@ -216,7 +216,7 @@ def conversation_page(request):
     }
     if any(value for name, value in params.items() if name != "vhost"):
         try:
-            diagram = conversation.build(**params)
+            diagram = conversation.build(broker=default_broker(), **params)
         except conversation.ConversationError as error:
             context["error"] = str(error)
         else:
@@ -228,6 +228,8 @@ def conversation_page(request):
                 {
                     "message": message,
                     "offset_ms": (message.captured_at - start).total_seconds() * 1000,
+                    "connection": diagram.labels.get(message.connection)
+                    or conversation.short_address(message.connection),
                 }
                 for message in diagram.messages
             ]

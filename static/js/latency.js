@@ -55,6 +55,46 @@
     charts[box.id] = new window.uPlot(options, data, box);
   }
 
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+
+  // Times in UTC, like every other page: 14:05, 14:05:30 when ticks are closer than
+  // a minute, 11-25 14:05 over several days.
+  function clock(seconds, withDay, withSeconds) {
+    var d = new Date(seconds * 1000);
+    var time = pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+    if (withSeconds) time += ":" + pad(d.getUTCSeconds());
+    return withDay ? pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + time : time;
+  }
+
+  function timeAxis() {
+    return {
+      values: function (u, ticks) {
+        var span = u.scales.x.max - u.scales.x.min;
+        var step = ticks.length > 1 ? ticks[1] - ticks[0] : 60;
+        return ticks.map(function (tick) { return clock(tick, span > 86400, step < 60); });
+      },
+    };
+  }
+
+  function timeSeries() {
+    return {
+      value: function (u, v) {
+        if (v === null || v === undefined) return "–";
+        return clock(v, true, true) + " UTC";
+      },
+    };
+  }
+
+  function line(label, color, format) {
+    return {
+      label: label,
+      stroke: color,
+      width: 1.8,
+      points: { show: true, size: 5, fill: color },
+      value: function (u, v) { return format(v); },
+    };
+  }
+
   function hasValues(list) {
     for (var i = 0; i < list.length; i++) if (list[i] !== null && list[i] !== 0) return true;
     return false;
@@ -67,12 +107,12 @@
     }
     draw(seriesBox, {
       scales: { x: { time: true }, y: { distr: 3 } },
-      axes: [{}, { values: function (u, ticks) { return ticks.map(ms); }, size: 70 }],
+      axes: [timeAxis(), { values: function (u, ticks) { return ticks.map(ms); }, size: 70 }],
       series: [
-        {},
-        { label: "p50", stroke: "#1f8a4c", width: 1.8, value: function (u, v) { return ms(v); } },
-        { label: "p95", stroke: "#f26b1d", width: 1.8, value: function (u, v) { return ms(v); } },
-        { label: "p99", stroke: "#c0392b", width: 1.8, value: function (u, v) { return ms(v); } },
+        timeSeries(),
+        line("p50", "#1f8a4c", ms),
+        line("p95", "#f26b1d", ms),
+        line("p99", "#c0392b", ms),
       ],
     }, [series.t, series.p50, series.p95, series.p99]);
   }
@@ -86,9 +126,9 @@
     var timeoutsPerS = series.timeouts.map(function (n) { return n / step; });
     draw(throughputBox, {
       scales: { x: { time: true } },
-      axes: [{}, { values: function (u, ticks) { return ticks.map(rate); }, size: 60 }],
+      axes: [timeAxis(), { values: function (u, ticks) { return ticks.map(rate); }, size: 60 }],
       series: [
-        {},
+        timeSeries(),
         { label: "calls/s", stroke: "#2563eb", fill: "rgba(37, 99, 235, 0.08)", width: 1.8, value: function (u, v) { return rate(v); } },
         { label: "timeouts/s", stroke: "#c0392b", width: 1.8, value: function (u, v) { return rate(v); } },
       ],

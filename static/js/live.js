@@ -181,6 +181,7 @@
 
   function showStatus(status) {
     if (!status) return;
+    live.status = status;
     var rates = status.rates || {};
     var text = figure(rates.seen || 0) + " " + noun + "/s captured";
     if (status.description && status.description !== "everything") {

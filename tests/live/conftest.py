@@ -1,6 +1,9 @@
 """Fixtures of the live tests."""
 
+import threading
+
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Group
 
 
@@ -9,3 +12,27 @@ def roles(transactional_db):
     """The role groups, which a transactional test's flush removes with every table."""
     for name in ("viewer", "operator"):
         Group.objects.get_or_create(name=name)
+
+
+def run_async(scenario, timeout=60.0):
+    """Run the coroutine function `scenario` to its end on a thread of its own.
+
+    The browser tests' Playwright keeps an event loop running in the main
+    thread for the whole session, where async_to_sync cannot start another.
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = async_to_sync(scenario)()
+        except BaseException as error:  # noqa: BLE001 - raised again in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="async scenario", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"the scenario did not finish within {timeout} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

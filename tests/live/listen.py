@@ -1,6 +1,7 @@
 """Listening to the live groups on the real Redis, as a browser's consumer would."""
 
 import asyncio
+import threading
 import time
 
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
@@ -15,9 +16,19 @@ class Listener:
         self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
         self.groups = [live.group_name(stream) for stream in streams]
         self.frames = []
-        # One loop for the listener's life: the layer's buffers belong to it.
+        # One loop for the listener's life (the layer's buffers belong to it), on
+        # a thread of its own: the browser tests keep a loop running in this one.
         self.loop = asyncio.new_event_loop()
-        self.loop.run_until_complete(self._join())
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        self._run(self._join())
+
+    def _serve(self):
+        self.loop.run_forever()
+        self.loop.close()  # here: channels-redis flushes on close, in this loop's thread
+
+    def _run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
     async def _join(self):
         self.channel = await self.layer.new_channel()
@@ -26,7 +37,7 @@ class Listener:
 
     def collect(self, until, timeout=5.0):
         """Frames received until `until(frames)` is true or `timeout` passes."""
-        return self.loop.run_until_complete(self._collect(until, timeout))
+        return self._run(self._collect(until, timeout))
 
     async def _collect(self, until, timeout):
         deadline = time.monotonic() + timeout
@@ -43,8 +54,9 @@ class Listener:
         return self.frames
 
     def close(self):
-        self.loop.run_until_complete(self._leave())
-        self.loop.close()
+        self._run(self._leave())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
     async def _leave(self):
         for group in self.groups:

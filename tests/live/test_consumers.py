@@ -6,13 +6,14 @@ import re
 import time
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client, override_settings
 
 from console.asgi import application
 from tests.conftest import unique_name
+from tests.live.conftest import run_async
 from tests.live.events import rpc_call
 from tracer import live, storage, subscriptions
 from tracer.consumers import BURST
@@ -108,7 +109,7 @@ def test_it_refuses_anonymous_users():
         assert not connected
         await socket.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
 
 def test_it_refuses_another_origin_even_with_a_session(viewer):
@@ -124,7 +125,7 @@ def test_it_refuses_another_origin_even_with_a_session(viewer):
         assert connected
         await socket.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
 
 def test_it_refuses_users_without_a_role(roleless):
@@ -136,7 +137,7 @@ def test_it_refuses_users_without_a_role(roleless):
             assert not connected
             await socket.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
 
 def test_a_filtered_subscription_gets_only_matching_flows_and_changes_without_reconnecting(
@@ -193,7 +194,7 @@ def test_a_filtered_subscription_gets_only_matching_flows_and_changes_without_re
         assert later[0] in _html(got) and fast[0] not in _html(got)
         await socket.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
 
 def test_a_viewer_gets_no_events_of_a_broker_it_cannot_see(viewer, tap, monkeypatch):
@@ -229,7 +230,7 @@ def test_a_viewer_gets_no_events_of_a_broker_it_cannot_see(viewer, tap, monkeypa
         assert secret[0] not in html  # a vhost the rule hides
         await socket.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
 
 def test_it_closes_the_stream_of_a_user_deactivated_mid_stream(viewer, tap):
@@ -255,7 +256,7 @@ def test_it_closes_the_stream_of_a_user_deactivated_mid_stream(viewer, tap):
         assert got[-1]["code"] == 4403
         assert call[0] not in _html(got)
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
 
 def test_it_holds_rows_back_while_paused_and_counts_them(viewer, tap):
@@ -283,7 +284,7 @@ def test_it_holds_rows_back_while_paused_and_counts_them(viewer, tap):
         assert after[0] in _html(got)
         await socket.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
 
 def test_it_samples_when_more_arrive_than_a_person_can_read_and_says_so(viewer, tap):
@@ -305,7 +306,7 @@ def test_it_samples_when_more_arrive_than_a_person_can_read_and_says_so(viewer, 
         assert rows[-1]["status"]["rates"]["matched"] >= 100  # the true rate, not the shown one
         await socket.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)
 
 
 @override_settings(WARREN_MASKED_FIELDS=["password"])
@@ -329,4 +330,4 @@ def test_the_message_tail_sends_matching_deliveries_masked(viewer, tap):
         assert "hunter2" not in html and "********" in html
         await socket.disconnect()
 
-    async_to_sync(scenario)()
+    run_async(scenario)

@@ -1,0 +1,127 @@
+"""Live flows and Latency in headless Chromium, fed by the real tap and a seed workload.
+
+Daphne serves the console (WebSockets need an ASGI server) and `manage.py tap`
+captures a scratch vhost, both as subprocesses on the test database.
+"""
+
+import re
+import threading
+import time
+from urllib.parse import quote
+
+import pytest
+
+from console.brokers import default_broker
+from tests.conftest import screenshot
+from tests.live.browsing import wait_live, wait_until
+from tracer.benchmark import session_cookie, start_server, start_tap
+from workloads.runner import run_bounded
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("roles"),
+]
+
+
+@pytest.fixture
+def stack(scratch_vhost):
+    """(base URL, tap) with the server and the tap running on the scratch vhost."""
+    server, base = start_server()
+    try:
+        tap = start_tap([scratch_vhost])
+    except Exception:
+        server.stop()
+        raise
+    yield base, tap
+    tap.stop()
+    server.stop()
+
+
+@pytest.fixture
+def open_page(browser):
+    contexts = []
+
+    def open_as(user, base):
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        context.add_cookies([session_cookie(user, base)])
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.errors = []
+        page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def _in_background(work):
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except Exception as error:  # noqa: BLE001 - reported by the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_it_streams_a_workloads_flows_within_two_seconds_and_shows_their_latency(
+    stack, open_page, viewer, scratch_vhost
+):
+    base, _ = stack
+    page = open_page(viewer, base)
+    page.goto(f"{base}/live/?vhost={quote(scratch_vhost, safe='')}")
+    wait_live(page)
+
+    amqp_url = default_broker().amqp_url()
+    thread, outcome = _in_background(
+        lambda: run_bounded("fibonacci", amqp_url, scratch_vhost, calls=12, rate=6)
+    )
+    thread.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    correlation_ids = [call.correlation_id for call in outcome["result"].calls]
+    assert len(correlation_ids) == 12
+
+    # Every call is on the page within two seconds of the workload's last reply...
+    started = time.monotonic()
+    wait_until(
+        page,
+        "ids => ids.every(id => document.getElementById('live-rows').textContent.includes(id))",
+        correlation_ids,
+        timeout=2.0,
+    )
+    assert time.monotonic() - started < 2.0
+    # ...and each row came within two seconds of the tap stamping its event.
+    delays = page.evaluate("window.WarrenLive.delays")
+    assert delays and max(delays) < 2_000
+    wait_until(page, "n => document.querySelectorAll('#live-rows .pill.ok').length >= n", 12)
+    rows = page.locator("#live-rows tr.live-row")
+    assert rows.count() == 12
+    assert "rpc_queue" in rows.first.inner_text()
+    rates = page.locator("#live-rates").inner_text()
+    assert "flows/s captured" in rates
+    screenshot(page, "live-flows")
+
+    row = rows.first
+    row.locator("td").nth(5).click()  # a click on the row opens the flow's timeline
+    page.wait_for_url(re.compile(r"/flows/\d+/$"))
+    assert page.locator("h1").inner_text().startswith("Flow #")
+
+    page.goto(f"{base}/latency/?vhost={quote(scratch_vhost, safe='')}&window=15m")
+    service = page.locator('tr[data-service="rpc_queue"]')
+    cells = service.locator("td")
+    assert cells.nth(2).inner_text() == "12"  # calls
+    for index in (5, 6, 7):  # p50, p95, p99
+        assert re.fullmatch(r"[\d.,]+ ms", cells.nth(index).inner_text().strip())
+    page.wait_for_selector("#chart-series canvas")
+    page.wait_for_selector("#chart-histogram canvas")
+    screenshot(page, "latency")
+    assert page.errors == []
