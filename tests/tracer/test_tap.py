@@ -114,7 +114,9 @@ def test_it_measures_what_the_client_measures(scratch_vhost):
         f"median client {statistics.median(measured.values()):.3f} ms"
     )
     assert len(differences) == 60
-    assert median < 3.0  # on a busy 2-core machine; `bench accuracy` measures it quietly
+    # Small beside what is measured: 2 ms on a quiet machine; on a busy shared one the
+    # client's own scheduling stretches both, so a quarter of the client's median.
+    assert median < max(2.0, 0.25 * statistics.median(measured.values()))
 
 
 def test_it_marks_backlog_and_records_drops_while_away(scratch_vhost):

@@ -66,8 +66,10 @@ def test_it_stores_each_fibonacci_call_as_one_complete_flow_of_four_events(scrat
         differences.append(abs(flow.end_to_end_ms - call.client_ms))
     median = statistics.median(differences)
     print(f"\nfibonacci: end_to_end_ms vs client stopwatch, median |difference| {median:.3f} ms")
-    # The client's stopwatch includes its own threads' scheduling; the bench measures finer.
-    assert median < 5.0
+    # The client's stopwatch includes its own threads' scheduling (servers share its
+    # process): small beside the latency itself; `bench accuracy` measures it finely.
+    client_median = statistics.median(call.client_ms for call in result.calls)
+    assert median < max(5.0, 0.25 * client_median)
 
 
 def test_it_pairs_the_threaded_control_centre_replies_to_their_requests(scratch_vhost):
