@@ -10,13 +10,11 @@ sent. The filter takes the Messages search parameters of the JSON API
 import base64
 from collections import namedtuple
 from dataclasses import dataclass, field
-from datetime import UTC
 
 from django.conf import settings
-from django.db import connection
-from django.db.models.expressions import RawSQL
-from django.utils.dateparse import parse_datetime
 
+from tracer import queries
+from tracer.masking import mask_body, masked_names
 from tracer.models import Flow, Message
 
 MAX_ITEMS = 100_000
@@ -132,44 +130,36 @@ def by_flow_ids(values):
     return Selection("flows", refs, description=single, source={"flow_ids": ids})
 
 
-def _moment(value, name):
-    moment = parse_datetime(str(value).strip().replace(" ", "T"))
-    if moment is None:
-        raise SelectionError(f"'{name}' is not an ISO 8601 time: {value!r}.")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _body_contains(queryset, text):
-    needle = str(text).encode("utf-8")
-    if connection.vendor == "postgresql":
-        found = RawSQL("position(%s::bytea in body)", (needle,))
-    else:
-        found = RawSQL("instr(body, %s)", (needle,))
-    return queryset.annotate(replay_body_hit=found).filter(replay_body_hit__gt=0)
-
-
 def matching(filters):
-    """Messages matching the Messages search parameters (a dict of strings)."""
+    """Messages matching the Messages search parameters (a dict of strings).
+
+    The Messages search's own functions (tracer.queries) decide, so that a
+    "Replay…" link from that page replays exactly what it listed.
+    """
     filters = {
-        name: value for name, value in filters.items() if name in FILTER_FIELDS and value != ""
+        name: str(value)
+        for name, value in filters.items()
+        if name in FILTER_FIELDS and value not in ("", None)
     }
-    queryset = Message.objects.all()
-    for name in ("vhost", "exchange", "routing_key", "queue", "correlation_id"):
-        if name in filters:
-            queryset = queryset.filter(**{name: filters[name]})
-    if "event" in filters:
-        if filters["event"] not in (Message.PUBLISH, Message.DELIVER):
-            raise SelectionError("'event' is publish or deliver.")
-        queryset = queryset.filter(event=filters["event"])
-    if "flow" in filters:
-        queryset = queryset.filter(flow_id=_ids([filters["flow"]], "Flow ids")[0])
-    if "since" in filters:
-        queryset = queryset.filter(captured_at__gte=_moment(filters["since"], "since"))
-    if "until" in filters:
-        queryset = queryset.filter(captured_at__lt=_moment(filters["until"], "until"))
-    if "q" in filters:
-        queryset = _body_contains(queryset, filters["q"])
-    return queryset, filters
+    try:
+        parsed = queries.message_filters(filters, strict=False)
+    except queries.BadQuery as error:
+        raise SelectionError(str(error)) from None
+    return queries.message_queryset(parsed), filters
+
+
+def _visible_body_matches(refs, text):
+    """Only rows whose body matches once masked, as the Messages search shows them."""
+    needle = str(text).encode("utf-8")
+    names = masked_names()
+    kept = set()
+    ids = [ref.message_id for ref in refs]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for message_id, body in Message.objects.filter(id__in=chunk).values_list("id", "body"):
+            if needle in mask_body(bytes(body), names):
+                kept.add(message_id)
+    return [ref for ref in refs if ref.message_id in kept]
 
 
 def by_filter(filters):
@@ -185,6 +175,8 @@ def by_filter(filters):
                 "messages and are left out (filter on event=deliver to replay them)"
             )
     refs = _refs(queryset)
+    if "q" in used:
+        refs = _visible_body_matches(refs, used["q"])
     words = ", ".join(f"{name}={value}" for name, value in sorted(used.items())) or "everything"
     description = f"messages matching {words}"
     return Selection("filter", refs, description=description, notes=notes, source={"filter": used})

@@ -53,7 +53,7 @@ def test_it_refuses_a_viewer_and_audits_the_attempt(viewer_client, broker):
         ({"message_ids": [1], "headers": {"token": "********"}}, "masked value"),
         ({"message_ids": [1], "dry_run": "yes"}, "'dry_run' must be true or false"),
         ({"message_ids": [1], "broker": "nope"}, "No broker 'nope'"),
-        ({"filter": {"since": "yesterday"}}, "not an ISO 8601 time"),
+        ({"filter": {"since": "yesterday"}}, "must be an ISO 8601 time"),
     ],
 )
 def test_it_explains_what_is_wrong_with_a_request(operator_client, data, words):

@@ -86,7 +86,8 @@ def test_it_keeps_the_original_timing_at_the_speed_asked(operator, broker):
 
     sent = list(job.items.order_by("position").values_list("sent_at", flat=True))
     gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(sent)]
-    assert 0.08 < gaps[0] < 0.3  # 0.2 s at twice the speed
-    assert 0.7 < gaps[1] < 1.0  # 1.6 s at twice the speed
-    assert took < 2.0
+    # 0.2 s and 1.6 s at twice the speed; the upper bounds allow for a busy machine.
+    assert 0.09 < gaps[0] < 0.4, gaps
+    assert 0.75 < gaps[1] < 1.3, gaps
+    assert took < 2.5
     assert broker.wait_depth(queue, 3) == 3

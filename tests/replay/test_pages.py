@@ -230,3 +230,23 @@ def test_it_shows_the_reply_diff_escaped_and_masked(viewer_client, operator, bro
     assert "t1" not in page and "t2" not in page
     assert "4.20 ms" in page
     assert "answer changed" in page
+
+
+def test_it_chooses_what_the_messages_search_shows_and_no_more(operator_client, broker):
+    capture_many(
+        [
+            trace_event(broker.vhost, routing_key="q", body=b'{"note": "needle"}'),
+            trace_event(broker.vhost, routing_key="q", body=b'{"password": "needle"}'),
+            trace_event(broker.vhost, exchange="", routing_key="other", body=b"needle"),
+        ]
+    )
+    base = f"/replays/new?vhost={broker.vhost}"
+
+    searched = operator_client.get(f"{base}&q=needle&routing_key=q").content.decode()
+    default_exchange = operator_client.get(f"{base}&exchange=amq.default").content.decode()
+    recent = operator_client.get(f"{base}&since=15m").content.decode()
+
+    # The body that matches only inside a masked field is not listed by the search: not chosen.
+    assert '<span class="value" id="replay-count">1</span>' in searched
+    assert '<span class="value" id="replay-count">3</span>' in default_exchange
+    assert '<span class="value" id="replay-count">3</span>' in recent
