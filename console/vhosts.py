@@ -132,3 +132,9 @@ def totals(summaries):
         "exchanges": sum(s.exchanges or 0 for s in summaries),
         "tracing": sum(1 for s in summaries if s.tracing),
     }
+
+
+def forget_selection(request, broker=None):
+    """Back to all vhosts, for when the chosen one has been deleted."""
+    broker = broker or current_broker(request)
+    request.session[_session_key(broker)] = ""

@@ -101,3 +101,17 @@ def epoch_s(value):
         return datetime.fromtimestamp(int(value), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (TypeError, ValueError, OverflowError, OSError):
         return "–"
+
+
+@register.filter
+def span(seconds):
+    """A chart's time span in words: '10 min', '45 s', '2 h'."""
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        return "–"
+    if seconds >= 5400:
+        return f"{round(seconds / 3600)} h"
+    if seconds >= 90:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds)} s"

@@ -44,3 +44,59 @@ _LEVELS = {
     "error": messages.ERROR,
     "info": messages.INFO,
 }
+
+
+PAGE_SIZES = (20, 50, 100, 200, 500)
+
+
+def render_list(request, broker, query, fetch, make_rows, template, fragment, sortable):
+    """A list page (queues, exchanges, connections, channels) in the chosen vhost.
+
+    fetch(client, vhost, query) -> (Page, query shown); make_rows(items) -> rows.
+    A chosen vhost that no longer exists is forgotten and every vhost shown,
+    with a word why; a filter the broker refuses is explained, not a banner.
+    """
+    from django.shortcuts import render
+
+    from console.listing import pager
+    from console.management_api import BrokerError, BrokerNotFound
+    from console.vhosts import forget_selection, selected_vhost
+
+    vhost = selected_vhost(request, broker)
+    context = {
+        "broker": broker,
+        "query": query,
+        "rows": [],
+        "page_sizes": PAGE_SIZES,
+        "filter_error": query.regex_error,
+    }
+    if not query.regex_error:  # a bad pattern shows its error, not an unfiltered list
+        try:
+            client = broker.client()
+            try:
+                page, query = fetch(client, vhost, query)
+            except BrokerNotFound:
+                if not vhost:
+                    raise
+                forget_selection(request, broker)
+                context["notice"] = (
+                    f"Vhost “{vhost}” does not exist (any more): showing every vhost."
+                )
+                vhost = None
+                page, query = fetch(client, None, query)
+            context.update(
+                rows=make_rows(page.items), pager=pager(query, page, {"vhost": vhost or ""})
+            )
+        except BrokerError as error:
+            if error.status == 400 and query.name and query.regex:
+                context["filter_error"] = f"The broker refused the filter: {error.message}"
+            else:
+                context["broker_error"] = error
+    extra = {"vhost": vhost or ""}
+    context.update(
+        vhost=vhost,
+        query=query,
+        headers=query.sort_headers(sortable, extra),
+        refresh_url=request.path + query.query_string(extra),
+    )
+    return render(request, fragment if wants_partial(request) else template, context)

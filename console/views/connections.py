@@ -9,11 +9,10 @@ from django.views.decorators.http import require_GET
 from console import access, connections, queues
 from console.brokers import current_broker
 from console.forms import CloseConnectionForm
-from console.listing import fetch_page, pager, paginate_locally
+from console.listing import fetch_page, paginate_locally
 from console.management_api import BrokerError, BrokerNotFound
 from console.url_segments import href_segment
-from console.vhosts import selected_vhost
-from console.views.common import wants_partial
+from console.views.common import render_list, wants_partial
 from console.views.queues import queue_href
 
 
@@ -31,38 +30,31 @@ def _list_page(client_call, vhost_call, vhost, query):
 @access.page(access.VIEWER)
 @require_GET
 def connection_list(request):
-    broker = current_broker(request)
-    vhost = selected_vhost(request, broker)
-    query = connections.connection_query(request.GET)
-    extra = {"vhost": vhost or ""}
-    context = {
-        "broker": broker,
-        "vhost": vhost,
-        "query": query,
-        "rows": [],
-        "page_sizes": (20, 50, 100, 200, 500),
-        "filter_error": query.regex_error,
-    }
-    if not query.regex_error:
-        try:
-            client = broker.client()
-            page, query = _list_page(
-                partial(client.connections_page, None, columns=connections.CONNECTION_COLUMNS),
-                client.connections_page,
-                vhost,
-                query,
-            )
-            base = reverse("connections")
-            rows = [connections.connection_row(item) for item in page.items]
-            for row in rows:
-                row.href = connection_href(row.name, base)
-            context.update(rows=rows, pager=pager(query, page, extra), query=query)
-        except BrokerError as error:
-            context["broker_error"] = error
-    context["headers"] = query.sort_headers(list(connections.CONNECTION_SORTS), extra)
-    context["refresh_url"] = request.path + query.query_string(extra)
-    template = "connections.html#connection-list" if wants_partial(request) else "connections.html"
-    return render(request, template, context)
+    def fetch(client, vhost, query):
+        return _list_page(
+            partial(client.connections_page, None, columns=connections.CONNECTION_COLUMNS),
+            client.connections_page,
+            vhost,
+            query,
+        )
+
+    def make_rows(items):
+        base = reverse("connections")
+        rows = [connections.connection_row(item) for item in items]
+        for row in rows:
+            row.href = connection_href(row.name, base)
+        return rows
+
+    return render_list(
+        request,
+        current_broker(request),
+        connections.connection_query(request.GET),
+        fetch,
+        make_rows,
+        "connections.html",
+        "connections.html#connection-list",
+        list(connections.CONNECTION_SORTS),
+    )
 
 
 @access.page(access.VIEWER)
@@ -96,35 +88,28 @@ def connection_detail(request, name):
 @access.page(access.VIEWER)
 @require_GET
 def channel_list(request):
-    broker = current_broker(request)
-    vhost = selected_vhost(request, broker)
-    query = connections.channel_query(request.GET)
-    extra = {"vhost": vhost or ""}
-    context = {
-        "broker": broker,
-        "vhost": vhost,
-        "query": query,
-        "rows": [],
-        "page_sizes": (20, 50, 100, 200, 500),
-        "filter_error": query.regex_error,
-    }
-    if not query.regex_error:
-        try:
-            client = broker.client()
-            page, query = _list_page(
-                partial(client.channels_page, None, columns=connections.CHANNEL_COLUMNS),
-                client.channels_page,
-                vhost,
-                query,
-            )
-            base = reverse("connections")
-            rows = [connections.channel_row(item) for item in page.items]
-            for row in rows:
-                row.connection_href = connection_href(row.connection, base)
-            context.update(rows=rows, pager=pager(query, page, extra), query=query)
-        except BrokerError as error:
-            context["broker_error"] = error
-    context["headers"] = query.sort_headers(list(connections.CHANNEL_SORTS), extra)
-    context["refresh_url"] = request.path + query.query_string(extra)
-    template = "channels.html#channel-list" if wants_partial(request) else "channels.html"
-    return render(request, template, context)
+    def fetch(client, vhost, query):
+        return _list_page(
+            partial(client.channels_page, None, columns=connections.CHANNEL_COLUMNS),
+            client.channels_page,
+            vhost,
+            query,
+        )
+
+    def make_rows(items):
+        base = reverse("connections")
+        rows = [connections.channel_row(item) for item in items]
+        for row in rows:
+            row.connection_href = connection_href(row.connection, base)
+        return rows
+
+    return render_list(
+        request,
+        current_broker(request),
+        connections.channel_query(request.GET),
+        fetch,
+        make_rows,
+        "channels.html",
+        "channels.html#channel-list",
+        list(connections.CHANNEL_SORTS),
+    )

@@ -9,11 +9,10 @@ from django.views.decorators.http import require_GET
 from console import access, exchanges
 from console.brokers import current_broker
 from console.forms import BindForm, DeleteExchangeForm, PublishForm
-from console.listing import fetch_page, pager
+from console.listing import fetch_page
 from console.management_api import BrokerError, BrokerNotFound
 from console.url_segments import DEFAULT_EXCHANGE_SEGMENT, href_segment
-from console.vhosts import selected_vhost
-from console.views.common import wants_partial
+from console.views.common import render_list, wants_partial
 
 SORTABLE = list(exchanges.EXCHANGE_SORTS)
 
@@ -37,41 +36,34 @@ def _policy_definitions(client, vhost):
 @require_GET
 def exchange_list(request):
     broker = current_broker(request)
-    vhost = selected_vhost(request, broker)
-    query = exchanges.list_query(request.GET)
-    extra = {"vhost": vhost or ""}
-    context = {
-        "broker": broker,
-        "vhost": vhost,
-        "query": query,
-        "rows": [],
-        "page_sizes": (20, 50, 100, 200, 500),
-        "filter_error": query.regex_error,
-    }
-    if not query.regex_error:
-        try:
-            client = broker.client()
-            list_call = partial(client.exchanges_page, vhost, columns=exchanges.EXCHANGE_COLUMNS)
-            page, query = fetch_page(list_call, query)
-            definitions = (
-                _policy_definitions(client, vhost)
-                if any(item.get("policy") for item in page.items)
-                else {}
-            )
-            base = reverse("exchanges")
-            rows = [exchanges.exchange_row(item, definitions) for item in page.items]
-            for row in rows:
-                row.href = exchange_href(row.vhost, row.name, base)
-            context.update(rows=rows, pager=pager(query, page, extra), query=query)
-        except BrokerError as error:
-            if error.status == 400 and query.name and query.regex:
-                context["filter_error"] = f"The broker refused the filter: {error.message}"
-            else:
-                context["broker_error"] = error
-    context["headers"] = query.sort_headers(SORTABLE, extra)
-    context["refresh_url"] = request.path + query.query_string(extra)
-    template = "exchanges.html#exchange-list" if wants_partial(request) else "exchanges.html"
-    return render(request, template, context)
+    state = {}
+
+    def fetch(client, vhost, query):
+        state.update(client=client, vhost=vhost)
+        return fetch_page(
+            partial(client.exchanges_page, vhost, columns=exchanges.EXCHANGE_COLUMNS), query
+        )
+
+    def make_rows(items):
+        definitions = {}
+        if any(item.get("policy") for item in items):
+            definitions = _policy_definitions(state["client"], state["vhost"])
+        base = reverse("exchanges")
+        rows = [exchanges.exchange_row(item, definitions) for item in items]
+        for row in rows:
+            row.href = exchange_href(row.vhost, row.name, base)
+        return rows
+
+    return render_list(
+        request,
+        broker,
+        exchanges.list_query(request.GET),
+        fetch,
+        make_rows,
+        "exchanges.html",
+        "exchanges.html#exchange-list",
+        SORTABLE,
+    )
 
 
 def _exchange_context(request, broker, vhost, name):

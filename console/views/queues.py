@@ -9,12 +9,11 @@ from django.views.decorators.http import require_GET, require_POST
 from console import access, exchanges, peek, queues
 from console.brokers import current_broker
 from console.forms import BindForm, DeleteQueueForm, MoveForm, PublishForm
-from console.listing import fetch_page, pager
+from console.listing import fetch_page
 from console.management_api import BrokerError, BrokerNotFound
 from console.models import AuditEntry
 from console.url_segments import href_segment
-from console.vhosts import selected_vhost
-from console.views.common import wants_partial
+from console.views.common import render_list, wants_partial
 
 SORTABLE = list(queues.QUEUE_SORTS)
 
@@ -26,38 +25,26 @@ def queue_href(vhost, name, base=None):
 @access.page(access.VIEWER)
 @require_GET
 def queue_list(request):
-    broker = current_broker(request)
-    vhost = selected_vhost(request, broker)
-    query = queues.list_query(request.GET)
-    extra = {"vhost": vhost or ""}
-    context = {
-        "broker": broker,
-        "vhost": vhost,
-        "query": query,
-        "extra": extra,
-        "rows": [],
-        "page_sizes": (20, 50, 100, 200, 500),
-        "filter_error": query.regex_error,
-    }
-    if not query.regex_error:  # a bad pattern shows its error, not an unfiltered list
-        try:
-            client = broker.client()
-            list_call = partial(client.queues_page, vhost, columns=queues.QUEUE_COLUMNS)
-            page, query = fetch_page(list_call, query)
-            base = reverse("queues")
-            rows = [queues.queue_row(item) for item in page.items]
-            for row in rows:
-                row.href = queue_href(row.vhost, row.name, base)
-            context.update(rows=rows, pager=pager(query, page, extra), query=query)
-        except BrokerError as error:
-            if error.status == 400 and query.name and query.regex:
-                context["filter_error"] = f"The broker refused the filter: {error.message}"
-            else:
-                context["broker_error"] = error
-    context["headers"] = query.sort_headers(SORTABLE, extra)
-    context["refresh_url"] = request.path + query.query_string(extra)
-    template = "queues.html#queue-list" if wants_partial(request) else "queues.html"
-    return render(request, template, context)
+    def fetch(client, vhost, query):
+        return fetch_page(partial(client.queues_page, vhost, columns=queues.QUEUE_COLUMNS), query)
+
+    def make_rows(items):
+        base = reverse("queues")
+        rows = [queues.queue_row(item) for item in items]
+        for row in rows:
+            row.href = queue_href(row.vhost, row.name, base)
+        return rows
+
+    return render_list(
+        request,
+        current_broker(request),
+        queues.list_query(request.GET),
+        fetch,
+        make_rows,
+        "queues.html",
+        "queues.html#queue-list",
+        SORTABLE,
+    )
 
 
 def _dead_letter_route(client, vhost, target):

@@ -24,7 +24,8 @@ SUGGESTIONS = 15
 def _focus(params):
     kind = params.get("kind", "")
     name = params.get("name")
-    if kind not in ("queue", "exchange") or name is None or (kind == "queue" and not name):
+    # An empty name means the whole vhost (the default exchange is never drawn).
+    if kind not in ("queue", "exchange") or not name:
         return None, None
     return kind, name
 

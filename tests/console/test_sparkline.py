@@ -31,3 +31,9 @@ def test_it_draws_lines_on_one_scale():
 
 def test_it_draws_nothing_without_two_points():
     assert chart([("ready", "ready", [(0, 1)])]).empty
+
+
+def test_it_names_the_span_of_a_chart_in_words():
+    from console.templatetags.warren_console import span
+
+    assert (span(550), span(40), span(7200), span(None)) == ("9 min", "40 s", "2 h", "–")

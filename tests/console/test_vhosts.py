@@ -62,3 +62,20 @@ def test_it_shows_totals_and_tracing_per_vhost(viewer_client, mgmt, topology, sc
         assert mgmt.vhost(other)["description"] == "traced <one>"
     finally:
         mgmt.delete_vhost(other)
+
+
+def test_it_falls_back_to_every_vhost_when_the_chosen_one_is_gone(
+    viewer_client, mgmt, scratch_vhost
+):
+    doomed = scratch_vhost + "-doomed"
+    mgmt.create_vhost(doomed)
+    for name in ("queues", "exchanges", "connections", "channels"):
+        viewer_client.get(reverse(name), {"vhost": doomed})
+        if name == "queues":
+            mgmt.delete_vhost(doomed)
+        page = viewer_client.get(reverse(name)).content.decode()
+        assert f"Vhost “{doomed}” does not exist (any more): showing every vhost." in page, name
+        assert "banner-error" not in page, name
+        assert "In every vhost" in page, name
+        # The choice is forgotten: the next page load is quiet.
+        assert "does not exist" not in viewer_client.get(reverse(name)).content.decode()

@@ -37,9 +37,9 @@ class _Rollback(Exception):
     pass
 
 
-def _medians_ms(actions, loads):
-    """Median milliseconds of each action, run in turn so that a busy moment of the
-    machine weighs on all of them alike."""
+def _timings_ms(actions, loads):
+    """Milliseconds of each load of each action, run in turn so that a busy moment of
+    the machine weighs on all of them alike."""
     for action in actions:
         action()  # warm-up: connections, template cache
     timings = [[] for _ in actions]
@@ -48,7 +48,7 @@ def _medians_ms(actions, loads):
             started = time.perf_counter()
             action()
             spent.append((time.perf_counter() - started) * 1000)
-    return [statistics.median(spent) for spent in timings]
+    return timings
 
 
 class Command(BaseCommand):
@@ -75,9 +75,23 @@ class Command(BaseCommand):
             self._wait_for_stats(client, vhost, count)
             rows = self._measure(client, vhost, loads, page_size)
         finally:
-            self.stdout.write(f"Deleting vhost {vhost} …")
-            client.delete_vhost(vhost)
+            self._delete(client, vhost)
         self._report(rows, count, loads, page_size)
+
+    def _delete(self, client, vhost):
+        """Remove the scratch vhost, riding out a broker that is briefly away."""
+        self.stdout.write(f"Deleting vhost {vhost} …")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.delete_vhost(vhost)
+                return
+            except BrokerError as error:
+                if time.monotonic() > deadline:
+                    raise CommandError(
+                        f"Could not delete vhost {vhost}: {error.message} Delete it by hand."
+                    ) from None
+                time.sleep(2)
 
     def _declare(self, broker, vhost, count):
         started = time.perf_counter()
@@ -156,30 +170,41 @@ class Command(BaseCommand):
         same_call = lambda: client.queues_page(vhost, columns=QUEUE_COLUMNS, **paging)  # noqa: E731
         full_rows = lambda: client.queues_page(vhost, **paging)  # noqa: E731
         shown = len(same_call().items)
-        page_ms, api_ms, api_full_ms = _medians_ms([load_page, same_call, full_rows], loads)
+        page, api, api_full = _timings_ms([load_page, same_call, full_rows], loads)
         return {
             "label": label,
             "rows": shown,
-            "page_ms": page_ms,
-            "api_ms": api_ms,
-            "api_full_ms": api_full_ms,
+            "page_ms": statistics.median(page),
+            "api_ms": statistics.median(api),
+            "api_full_ms": statistics.median(api_full),
+            "page_best": min(page),
+            "api_best": min(api),
+            # Each page load next to the API call made right after it: the median of
+            # these pairs is the figure least moved by other work on the machine.
+            "paired": statistics.median(p / a for p, a in zip(page, api, strict=True)),
         }
 
     def _report(self, rows, count, loads, page_size):
         self.stdout.write("")
         self.stdout.write(
             f"Queues page vs. the broker's /api/queues, {count:,} queues, page size "
-            f"{page_size}, median of {loads} loads (ms):"
+            f"{page_size}, {loads} loads each (ms):"
         )
-        header = f"{'view':<22}{'rows':>5}{'Warren page':>13}{'same API call':>15}{'ratio':>7}"
-        header += f"{'API, all columns':>18}"
-        self.stdout.write(header)
+        self.stdout.write(
+            f"{'view':<21}{'rows':>5}{'page median':>13}{'API median':>12}{'ratio':>8}"
+            f"{'paired':>8}{'page best':>11}{'API best':>10}{'API all cols':>14}"
+        )
         for row in rows:
-            ratio = row["page_ms"] / row["api_ms"] if row["api_ms"] else float("inf")
+            ratio = row["page_ms"] / row["api_ms"]
             self.stdout.write(
-                f"{row['label']:<22}{row['rows']:>5}{row['page_ms']:>13.1f}{row['api_ms']:>15.1f}"
-                f"{ratio:>6.2f}×{row['api_full_ms']:>18.1f}"
+                f"{row['label']:<21}{row['rows']:>5}{row['page_ms']:>13.1f}{row['api_ms']:>12.1f}"
+                f"{ratio:>7.2f}×{row['paired']:>7.2f}×{row['page_best']:>11.1f}"
+                f"{row['api_best']:>10.1f}{row['api_full_ms']:>14.1f}"
             )
-        worst = max(r["page_ms"] / r["api_ms"] for r in rows if r["api_ms"])
+        worst = max(r["page_ms"] / r["api_ms"] for r in rows)
         verdict = "within" if worst <= 1.2 else "OVER"
-        self.stdout.write(f"Worst ratio {worst:.2f}× — {verdict} the 1.2× goal.")
+        self.stdout.write(
+            f"Worst ratio of medians {worst:.2f}× — {verdict} the 1.2× goal. "
+            "'paired' is the median of each page load over the API call made right after it; "
+            "'API all cols' is the same call without columns=, as the broker's own UI asks."
+        )
