@@ -328,3 +328,63 @@ def resume_job(request, job, in_flight="resend"):
         transaction.on_commit(lambda: enqueue(job.id))
     job.refresh_from_db()
     return left
+
+
+# Fields a job keeps when its dry run is sent for real.
+_COPIED = (
+    "kind", "description", "source", "broker", "vhost", "exchange", "routing_key",
+    "redrive_how", "body", "headers", "headers_replace", "keep_message_id", "keep_timestamp",
+    "allow_truncated", "rate_per_s", "keep_timing", "speed", "await_reply", "reply_timeout_s",
+    "ignore_fields", "total",
+)  # fmt: skip
+_ITEM_COPIED = (
+    "position", "message_id", "flow_id", "captured_at", "peeked", "peeked_body",
+    "original_reply_id", "original_latency_ms",
+)  # fmt: skip
+
+
+def send_for_real(request, dry, confirm_count=None):
+    """A new job sending exactly what dry run `dry` showed (same messages, same options)."""
+    target = f"replay #{dry.id}"
+    if not dry.dry_run or not dry.is_finished:
+        _refuse(request, f"Replay #{dry.id} is not a finished dry run.", 409, target=target)
+    threshold = settings.WARREN_REPLAY_CONFIRM_ABOVE
+    if dry.total > threshold and confirm_count != dry.total:
+        _refuse(
+            request,
+            f"This sends {dry.total:,} messages, more than {threshold:,}: type {dry.total} to "
+            "confirm.",
+            409,
+            target=target,
+            total=dry.total,
+            confirm_above=threshold,
+        )
+    with transaction.atomic():
+        job = ReplayJob.objects.create(
+            created_by=request.user if request.user.is_authenticated else None,
+            username=request.user.get_username(),
+            dry_run=False,
+            **{name: getattr(dry, name) for name in _COPIED},
+        )
+        job.source = {**job.source, "from_dry_run": dry.id}
+        job.save(update_fields=["source"])
+        rows = dry.items.order_by("position").values(*_ITEM_COPIED)
+        batch = []
+        for row in rows.iterator(chunk_size=ITEM_CHUNK):
+            batch.append(ReplayItem(job=job, **row))
+            if len(batch) == ITEM_CHUNK:
+                ReplayItem.objects.bulk_create(batch)
+                batch = []
+        if batch:
+            ReplayItem.objects.bulk_create(batch)
+        AuditEntry.record(
+            request,
+            "replay",
+            AuditEntry.OK,
+            broker=job.broker or "default",
+            vhost=job.vhost or "",
+            target=f"{job.description} → {target_words(job)}"[:1000],
+            detail=f"job #{job.id}, as dry run #{dry.id} showed: {job_summary(job)}",
+        )
+        transaction.on_commit(lambda: enqueue(job.id))
+    return job

@@ -18,6 +18,7 @@ from tracer.times import iso
 
 API_LIST_LIMIT = 1000
 PAGE_SIZE = 50
+BODY_PREVIEW = 4000
 
 
 def message_href(message_id):
@@ -45,14 +46,15 @@ def flow_href(flow_id):
 
 def progress(job):
     """Figures for the progress bar and tiles."""
-    done = job.confirmed + job.failed
+    planned = job.items.filter(state=ReplayItem.PLANNED).count() if job.dry_run else 0
+    done = job.confirmed + job.failed + planned
     percent = round(100.0 * done / job.total, 1) if job.total else 100.0
     elapsed = None
     if job.started_at:
         end = job.finished_at or timezone.now()
         elapsed = max(0.0, (end - job.started_at).total_seconds())
     rate = round(job.sent / elapsed, 1) if elapsed and job.sent else None
-    remaining = job.remaining
+    remaining = max(0, job.remaining - planned)
     eta = None
     if job.status == ReplayJob.RUNNING and rate and remaining:
         eta = remaining / rate
@@ -65,6 +67,7 @@ def progress(job):
         "eta_s": eta,
         "remaining": remaining,
         "in_flight": in_flight,
+        "planned": planned,
     }
 
 
@@ -194,6 +197,7 @@ def item_rows(job, page):
     pages = max(1, (count + PAGE_SIZE - 1) // PAGE_SIZE)
     page = min(max(1, page), pages)
     items = list(job.items.order_by("position")[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
+    bodies = _planned_bodies(job, items) if job.dry_run else {}
     rows = []
     for item in items:
         rows.append(
@@ -202,12 +206,28 @@ def item_rows(job, page):
                 "kind": status_kind(item.state),
                 "message_href": message_href(item.message_id),
                 "properties": shown_properties(item.properties),
-                "headers": shown_properties(item.properties).get("headers")
-                if item.properties
-                else None,
+                "body": bodies.get(item.id),
             }
         )
     return rows, {"page": page, "pages": pages, "count": count}
+
+
+def _planned_bodies(job, items):
+    """item id -> the body a dry run would send, masked and cut for the page."""
+    if job.body is not None:
+        shown = rpc.shown(bytes(job.body))[:BODY_PREVIEW]
+        return {item.id: shown for item in items}
+    stored = dict(
+        Message.objects.filter(
+            id__in=[item.message_id for item in items if item.message_id]
+        ).values_list("id", "body")
+    )
+    bodies = {}
+    for item in items:
+        body = stored.get(item.message_id) if item.message_id else item.peeked_body
+        if body is not None:
+            bodies[item.id] = rpc.shown(bytes(body))[:BODY_PREVIEW]
+    return bodies
 
 
 def diff_context(job, item):

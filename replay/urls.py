@@ -12,6 +12,7 @@ urlpatterns = [
     path("replays/<int:job_id>/items/<int:position>/", views.replay_item, name="replay_item"),
     path("replays/<int:job_id>/cancel", views.replay_cancel, name="replay_cancel"),
     path("replays/<int:job_id>/resume", views.replay_resume, name="replay_resume"),
+    path("replays/<int:job_id>/send", views.replay_send, name="replay_send"),
     path("api/replays", api.replays_create, name="api_replays"),
     path("api/replays/<int:job_id>", api.replay_status, name="api_replay"),
     path("api/replays/<int:job_id>/cancel", api.replay_cancel, name="api_replay_cancel"),

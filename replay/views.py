@@ -69,6 +69,7 @@ def _job_context(request, job):
         "progress": present.progress(job),
         "target": jobs.target_words(job),
         "can_operate": access.can_operate(request.user),
+        "confirm_above": settings.WARREN_REPLAY_CONFIRM_ABOVE,
         "headers_shown": present.shown_properties({"headers": job.headers}).get("headers")
         if job.headers is not None
         else None,
@@ -142,6 +143,23 @@ def replay_resume(request, job_id):
         messages.error(request, refusal.message)
     else:
         messages.success(request, f"Replay #{job.id} resumes: {left:,} messages left to send.")
+    return redirect("replay", job_id=job.id)
+
+
+@access.page(access.OPERATOR)
+@require_POST
+def replay_send(request, job_id):
+    """Sends for real what a finished dry run showed."""
+    dry = _job(job_id)
+    try:
+        confirm_count = int(request.POST.get("confirm_count") or 0)
+    except ValueError:
+        confirm_count = 0
+    try:
+        job = jobs.send_for_real(request, dry, confirm_count)
+    except jobs.Refusal as refusal:
+        messages.error(request, refusal.message)
+        return redirect("replay", job_id=dry.id)
     return redirect("replay", job_id=job.id)
 
 

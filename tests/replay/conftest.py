@@ -1,5 +1,7 @@
 """Fixtures for the replay tests: a pika helper on a scratch vhost, roles after a flush."""
 
+import uuid
+
 import pytest
 
 from tests.replay.helpers import Broker
@@ -19,6 +21,17 @@ def _roles_after_flush(request):
 
     for name in ROLES:
         Group.objects.get_or_create(name=name)
+
+
+@pytest.fixture(autouse=True)
+def _private_task_queue(settings):
+    """Jobs a test starts go to a Celery queue of its own, never to the shared default."""
+    from tests.replay.worker import forget_queue
+
+    queue = f"warren-replay-test-{uuid.uuid4().hex[:10]}"
+    settings.WARREN_REPLAY_QUEUE = queue
+    yield
+    forget_queue(queue)
 
 
 @pytest.fixture

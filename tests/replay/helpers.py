@@ -74,7 +74,8 @@ class Broker:
         name = name or f"replay-test-{uuid.uuid4().hex[:8]}"
         self.channel.queue_declare(name, arguments=arguments)
         if exchange:
-            self.channel.exchange_declare(exchange, exchange_type=exchange_type)
+            if not exchange.startswith("amq."):  # the broker's own exist already
+                self.channel.exchange_declare(exchange, exchange_type=exchange_type)
             self.channel.queue_bind(name, exchange, routing_key=key or name)
         return name
 

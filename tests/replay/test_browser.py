@@ -1,5 +1,6 @@
 """Replays in headless Chromium: start a bulk replay from the page and watch it finish."""
 
+import json
 import threading
 import time
 
@@ -146,3 +147,76 @@ def test_it_shows_an_rpc_regression_and_a_reply_diff(page_as, operator, live_ser
     assert "10947" in page.locator("#reply-diff .diff-del").inner_text()
     assert "10946" in page.locator("#reply-diff .diff-add").inner_text()
     screenshot(page, "replay-rpc-diff")
+
+
+def test_it_edits_one_message_checks_its_json_and_shows_a_dry_run(
+    page_as, operator, live_server, broker, settings
+):
+    (message,) = capture_many(
+        [
+            trace_event(
+                broker.vhost,
+                exchange="amq.topic",
+                routing_key="weather.ohio",
+                body=b'{"city": "Columbus", "api_key": "k-123", "days": 3}',
+                props={
+                    "content_type": "application/json",
+                    "message_id": "w-77",
+                    "headers": {"token": "s3cret", "x-region": "midwest"},
+                },
+            )
+        ]
+    )
+    weather = broker.queue(exchange="amq.topic", key="weather.#", exchange_type="topic")
+    page = page_as(operator)
+    page.on("dialog", lambda dialog: dialog.accept())
+    worker = Worker().start()
+    settings.WARREN_REPLAY_QUEUE = worker.queue
+    try:
+        edit_and_dry_run(page, live_server, message)
+        screenshot(page, "replay-dry-run")
+        assert broker.depth(weather) == 0
+        page.click("#send-for-real")
+        page.wait_for_selector("#replay-status:text('done')", timeout=20_000)
+    finally:
+        worker.stop()
+
+    assert page.locator("#replay-confirmed").inner_text() == "1"
+    ((props, body),) = broker.take(weather)
+    # The mask left in the edit went out as the original value; message_id was dropped.
+    assert json.loads(body) == {"city": "Dayton", "api_key": "k-123", "days": 5}
+    assert (props.message_id, props.headers["token"]) == (None, "s3cret")
+
+
+def edit_and_dry_run(page, live_server, message):
+    page.goto(f"{live_server.url}/replays/new?message={message.id}")
+    assert page.locator("textarea[name=body_text]").is_hidden()
+    page.check("input[name=body_mode][value=replace]")
+    body = page.locator("textarea[name=body_text]")
+    assert body.is_visible()
+    assert "k-123" not in body.input_value() and "********" in body.input_value()
+    assert page.locator("select[name=body_format]").input_value() == "json"
+    body.fill('{"city": "Dayton", "api_key": "********", "days": }')
+    page.check("input[name=keep_message_id][value=drop]")
+    page.check("input[name=dry_run]")
+    page.click("#start-replay")
+
+    error = page.locator("textarea[name=body_text] + .field-error")
+    assert "The body is not valid JSON" in error.inner_text()
+    screenshot(page, "replay-new-single-invalid")
+    page.locator("textarea[name=body_text]").fill(
+        '{"city": "Dayton", "api_key": "********", "days": 5}'
+    )
+    page.click("#start-replay")
+    page.wait_for_url(f"{live_server.url}/replays/*/")
+    page.wait_for_selector("#replay-status:text('done')", timeout=20_000)
+
+    page.click("details.planned summary")
+    planned = page.locator("details.planned pre").first.inner_text()
+    assert f'"x-warren-replay-of": {message.id}' in planned
+    assert '"token": "********"' in planned and "s3cret" not in page.content()
+    assert "message_id" not in planned
+    body = page.locator("details.planned pre.planned-body").inner_text()
+    assert '"city": "Dayton"' in body and '"api_key": "********"' in body  # masked on the page
+    assert page.locator("#replay-planned").inner_text() == "1"
+    assert page.locator("#replay-sent").inner_text() == "0"

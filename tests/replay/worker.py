@@ -97,7 +97,7 @@ class Worker:
             self.log.close()
             Path(self.log.name).unlink(missing_ok=True)
             self.log = None
-        _forget_queue(self.queue)
+        forget_queue(self.queue)
 
     def __enter__(self):
         return self.start()
@@ -106,7 +106,7 @@ class Worker:
         self.stop()
 
 
-def _forget_queue(queue):
+def forget_queue(queue):
     """Deletes the test queue's Redis list, and any task a killed worker left unacknowledged."""
     import redis
 
