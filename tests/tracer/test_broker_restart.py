@@ -42,12 +42,19 @@ def test_it_comes_back_after_a_broker_restart(scratch_vhost, mgmt):
         assert started.returncode == 0, started.stderr
         # A full restart forgets tracing; stop_app keeps it, so forget it here as one would.
         mgmt.set_tracing(scratch_vhost, False)
-        wait_for(lambda: tracing_on(mgmt, scratch_vhost), timeout=30, every=0.2,
-                 message="the tap to switch tracing back on")
+        wait_for(
+            lambda: tracing_on(mgmt, scratch_vhost),
+            timeout=30,
+            every=0.2,
+            message="the tap to switch tracing back on",
+        )
         tap.wait_connected(timeout=30)
         sequential_calls(scratch_vhost, 5)
-        wait_for(lambda: Flow.objects.filter(status="complete").count() == 10, timeout=20,
-                 message="flows after the restart")
+        wait_for(
+            lambda: Flow.objects.filter(status="complete").count() == 10,
+            timeout=20,
+            message="flows after the restart",
+        )
         assert tap.process.poll() is None
     gap = TapGap.objects.filter(vhost=scratch_vhost).order_by("started_at").first()
     assert gap is not None and gap.reason in ("connection lost", "tracing was off")
