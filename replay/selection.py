@@ -246,7 +246,8 @@ def peeked(client, vhost, queue, count):
         description=f"{len(messages):,} messages peeked from queue '{queue}' in vhost '{vhost}'",
         notes=[
             "peeked messages stay in the queue (they are now marked redelivered): redrive sends "
-            "copies; use the queue page's Move to take them out instead"
+            "copies, of the messages at the head of the queue when it starts; use the queue "
+            "page's Move to take them out instead"
         ],
         source={"dead_letters": {"vhost": vhost, "queue": queue, "from": "peek", "count": count}},
     )

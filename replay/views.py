@@ -192,8 +192,13 @@ def replay_new(request):
     form = None
     status = 200
     if chosen is not None and chosen.total:
+        # ?await_reply=1 (the Flow page's link) starts with the RPC comparison ticked.
+        initial = {"await_reply": True} if request.GET.get("await_reply") else None
         form = ReplayForm(
-            request.POST if request.method == "POST" else None, chosen=chosen, single=single
+            request.POST if request.method == "POST" else None,
+            chosen=chosen,
+            single=single,
+            initial=initial,
         )
         if request.method == "POST":
             if form.is_valid():

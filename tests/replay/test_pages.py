@@ -250,3 +250,20 @@ def test_it_chooses_what_the_messages_search_shows_and_no_more(operator_client, 
     assert '<span class="value" id="replay-count">1</span>' in searched
     assert '<span class="value" id="replay-count">3</span>' in default_exchange
     assert '<span class="value" id="replay-count">3</span>' in recent
+
+
+def test_it_ticks_the_rpc_comparison_when_the_flow_page_asks(operator_client, broker):
+    request, _ = capture_many(
+        [
+            trace_event(
+                broker.vhost, routing_key="svc", props={"correlation_id": "c", "reply_to": "r"}
+            ),
+            trace_event(broker.vhost, routing_key="r", props={"correlation_id": "c"}),
+        ]
+    )
+
+    page = operator_client.get(f"/replays/new?flow={request.flow_id}&await_reply=1")
+
+    text = page.content.decode()
+    assert f"the request of flow #{request.flow_id}" in text.lower()
+    assert 'name="await_reply" id="id_await_reply" checked' in text
