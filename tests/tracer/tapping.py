@@ -100,23 +100,28 @@ class TapProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-                raise AssertionError("the tap did not stop on SIGTERM:\n" + self.output()) from None
-        return self.process.returncode
+                output = self.output()
+                self._forget_log()
+                raise AssertionError("the tap did not stop on SIGTERM:\n" + output) from None
+        self._forget_log()
+        return self.process.returncode if self.process else None
 
     def kill(self):
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
+        self._forget_log()
+
+    def _forget_log(self):
+        if self.log is not None:
+            self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
+            self.log = None
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
-        try:
-            self.stop()
-        finally:
-            if self.log:
-                self.log.close()
-                Path(self.log.name).unlink(missing_ok=True)
+        self.stop()
 
 
 def client(vhost, name="warren-test-client"):

@@ -235,7 +235,7 @@ def test_it_marks_events_it_sees_again_after_a_crash_between_commit_and_ack(scra
         channel.basic_publish("", "nowhere", b"%d" % index)
     connection.close()
     tap.process.wait(20)
-    assert tap.process.returncode == 70
+    assert tap.stop() == 70
     first_batch = Message.objects.filter(vhost=scratch_vhost).count()
     assert first_batch > 0
     with TapProcess(scratch_vhost):
