@@ -20,7 +20,9 @@ def spec_source(query):
     spec = ReplaySpec()
     if _listed(query, "message"):
         spec.message_ids = _listed(query, "message")
-    elif _listed(query, "flow"):
+    elif _listed(query, "flow") and not _other_filters(query):
+        # ?flow= alone (the Flow page): that flow's request. With other Messages
+        # search parameters it is one more filter (the messages of that flow).
         spec.flow_ids = _listed(query, "flow")
     elif query.get("dead_letters"):
         spec.dead_letters = {
@@ -45,6 +47,10 @@ def _listed(query, name):
     return [
         part.strip() for value in query.getlist(name) for part in value.split(",") if part.strip()
     ]
+
+
+def _other_filters(query):
+    return any(query.get(name) for name in selection.FILTER_FIELDS if name != "flow")
 
 
 def _positive(value):

@@ -267,3 +267,19 @@ def test_it_ticks_the_rpc_comparison_when_the_flow_page_asks(operator_client, br
     text = page.content.decode()
     assert f"the request of flow #{request.flow_id}" in text.lower()
     assert 'name="await_reply" id="id_await_reply" checked' in text
+
+
+def test_it_reads_flow_with_other_search_parameters_as_a_filter(operator_client, broker):
+    request, reply = capture_many(
+        [
+            trace_event(
+                broker.vhost, routing_key="svc", props={"correlation_id": "c", "reply_to": "r"}
+            ),
+            trace_event(broker.vhost, routing_key="r", props={"correlation_id": "c"}),
+        ]
+    )
+    url = f"/replays/new?flow={request.flow_id}&vhost={broker.vhost}&event=publish"
+
+    text = operator_client.get(url).content.decode()
+
+    assert '<span class="value" id="replay-count">2</span>' in text  # request and reply
