@@ -94,6 +94,7 @@ def page(level=VIEWER):
             return view(request, *args, **kwargs)
 
         wrapper.warren_access = level
+        wrapper.warren_kind = "page"
         return wrapper
 
     return decorate
@@ -145,6 +146,7 @@ def api(level=VIEWER):
                 return api_error(502, error.message)
 
         wrapper.warren_access = level
+        wrapper.warren_kind = "api"
         return csrf_exempt(wrapper)
 
     return decorate
