@@ -7,7 +7,7 @@ recheck access on every frame. A page subscribes by sending
 partials) and a status with the true rates.
 
 When more events match than a person can read, the consumer sends a sample —
-about READABLE_PER_S rows a second, spread evenly — and says so; rows already
+about READABLE_PER_S rows a second, the newest few of every frame — and says so; rows already
 on the page keep getting their updates (a pending call turns complete).
 """
 
@@ -24,12 +24,15 @@ from django.template.loader import render_to_string
 from console import access
 from tracer import live, rows
 from tracer.subscriptions import FLOWS, MESSAGES, Filter, FilterError, visible_pairs
+from tracer.times import now_us
 
 READABLE_PER_S = 25.0  # rows a second a person can still follow
 BURST = 40.0  # a quiet stream may show a short burst whole
 RATE_WINDOW_S = 2.0
 STATUS_EVERY_S = 1.0
+SAMPLED_SEND_EVERY_S = 0.25  # while sampling, rows go out at most four times a second
 REMEMBERED_ROWS = 1000
+COUNTED_FLOWS = 50_000  # flow ids remembered so that an update is not counted as a new call
 
 # Close codes the page understands (4000-4999 are the application's own).
 CLOSE_DENIED = 4403
@@ -65,7 +68,7 @@ class RateMeter:
 
 
 class Sampler:
-    """Chooses the rows to send: all when few, an even spread when too many."""
+    """Chooses the rows to send: all when few, the newest of each frame when too many."""
 
     def __init__(self, per_second=READABLE_PER_S, burst=BURST):
         self.per_second = per_second
@@ -74,6 +77,7 @@ class Sampler:
         self.last = time.monotonic()
         self.shown = {}  # ids on the page, oldest first (dicts keep order)
         self.sampled_until = 0.0
+        self.last_fresh = 0
 
     def choose(self, events, now=None):
         now = time.monotonic() if now is None else now
@@ -82,14 +86,18 @@ class Sampler:
         updates = [event for event in events if event["id"] in self.shown]
         fresh = [event for event in events if event["id"] not in self.shown]
         allowance = int(self.tokens)
-        if len(fresh) > allowance:
-            self.sampled_until = now + RATE_WINDOW_S
-            if allowance <= 0:
-                fresh = []
-            else:
-                step = len(fresh) / allowance
-                fresh = [fresh[int(index * step)] for index in range(allowance)]
+        if len(fresh) > allowance or self.sampling(now):
+            if len(fresh) > allowance:
+                self.sampled_until = now + RATE_WINDOW_S
+            # Sampled, a call is shown once settled: at such rates nobody sees it
+            # pending, and a row that needs no update later costs the page nothing.
+            fresh = [event for event in fresh if event.get("status") != "pending"]
+            # The newest of the frame: a live view shows the latest, and over time
+            # the sample still spreads evenly, a few rows from every frame.
+            fresh.sort(key=lambda event: event.get("stamp_us") or 0)
+            fresh = fresh[len(fresh) - allowance :] if allowance > 0 else []
         self.tokens -= len(fresh)
+        self.last_fresh = len(fresh)
         for event in fresh:
             self.shown[event["id"]] = True
         while len(self.shown) > REMEMBERED_ROWS:
@@ -140,11 +148,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.filter = Filter(stream=self.stream)
         self.sampler = Sampler()
         self.meter = RateMeter()
+        self.counted = {}
         self.paused = False
         self.held = 0
         self.tap = None
         self.tap_heard = None
         self.last_status = 0.0
+        self.last_rows = 0.0
+        self.gone_later = []
         self.group = live.group_name(self.stream)
         await self.accept()
         try:
@@ -205,22 +216,36 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def _frame(self, frame):
         events = frame.get("events") or []
         pairs = {(event["broker"], event["vhost"]) for event in events}
-        allowed, visible = await database_sync_to_async(_fresh_access)(self.user_id, pairs)
+        # On a pool thread, not the one thread Daphne runs every sync view on: a
+        # recheck never waits behind a slow page.
+        recheck = database_sync_to_async(_fresh_access, thread_sensitive=False)
+        allowed, visible = await recheck(self.user_id, pairs)
         if not allowed:
             await self.send_json({"type": "denied", "error": "Your access to Warren has ended."})
             await self.close(code=CLOSE_DENIED)
             return
         seen = [event for event in events if (event["broker"], event["vhost"]) in visible]
         matched = [event for event in seen if self.filter.matches(event)]
+        novel = self._novel(seen)
+        seen_count = len(novel)
+        matched_count = sum(1 for event in matched if event["id"] in novel)
         gone = [flow_id for flow_id in frame.get("gone") or () if flow_id in self.sampler.shown]
         self.sampler.forget(gone)
         if self.paused:
-            self.held += len(matched)
-            self.meter.add(len(seen), len(matched), 0)
+            self.held += matched_count
+            self.meter.add(seen_count, matched_count, 0)
             await self._send_status()
             return
+        now = time.monotonic()
+        if self.sampler.sampling(now) and now - self.last_rows < SAMPLED_SEND_EVERY_S:
+            # Sampled: fewer, fuller messages; each one costs the page a repaint.
+            self.gone_later.extend(gone)
+            self.meter.add(seen_count, matched_count, 0)
+            await self._send_status()
+            return
+        gone, self.gone_later = self.gone_later + gone, []
         chosen = self.sampler.choose(matched)
-        self.meter.add(len(seen), len(matched), len(chosen))
+        self.meter.add(seen_count, matched_count, self.sampler.last_fresh)
         if not chosen and not gone:
             await self._send_status()
             return
@@ -231,11 +256,25 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 "ids": [self._row_id(event) for event in chosen],
                 "stamps": [event.get("stamp_us") for event in chosen],
                 "gone": [f"flow-{flow_id}" for flow_id in gone],
+                "handed_us": frame.get("handed_us"),
                 "sent_us": frame.get("sent_us"),
+                "pushed_us": now_us(),
                 "status": self._status(),
             }
         )
-        self.last_status = time.monotonic()
+        self.last_status = self.last_rows = time.monotonic()
+
+    def _novel(self, events):
+        """Ids not counted before: a flow changes several times (pending, then complete)
+        but is one call in the rates."""
+        if self.stream != FLOWS:
+            return {event["id"] for event in events}
+        novel = {event["id"] for event in events if event["id"] not in self.counted}
+        for flow_id in novel:
+            self.counted[flow_id] = None
+        while len(self.counted) > COUNTED_FLOWS:
+            self.counted.pop(next(iter(self.counted)))
+        return novel
 
     def _row_id(self, event):
         return f"{'flow' if self.stream == FLOWS else 'msg'}-{event['id']}"

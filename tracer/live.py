@@ -40,6 +40,8 @@ RETRY_S = (1.0, 2.0, 5.0, 10.0)
 MAX_PENDING = 50_000  # events held while a send is slow; more are dropped and counted
 MAX_FRAME_EVENTS = 2_000
 SWEEP_LOOKBACK_S = 5.0
+WATCHED_CACHE_S = 1.0
+UNWATCHED_CACHE_S = 0.25
 
 PREVIEW_SOURCE_BYTES = 2048
 PREVIEW_CHARS = 160
@@ -237,6 +239,8 @@ class LivePublisher:
         self._flows = {}
         self._gone = set()
         self._thread = None
+        self._handed_us = None  # when the tap last handed in a batch
+        self._watchers = {}  # stream -> (valid until, watched?)
         self._failures = 0
         self._retry_at = 0.0
         self._last_sent = 0.0
@@ -247,6 +251,7 @@ class LivePublisher:
             "dropped": 0,  # events lost: Redis away or the buffer full
             "frames": 0,
             "send_errors": 0,
+            "unwatched": 0,  # events no page was watching, so never sent
         }
         self.redis_ok = None  # unknown until the first send
 
@@ -269,6 +274,7 @@ class LivePublisher:
                     self._flows.pop(flow_id, None)
                     self._gone.add(flow_id)
                 self.counters["published"] += len(events)
+                self._handed_us = now_us()
             self._start()
             self._wake.set()
         except Exception:  # noqa: BLE001 - live events are a courtesy; storage is what counts
@@ -329,6 +335,7 @@ class LivePublisher:
         if layer is None:
             return
         self._layer = None
+        self._watchers = {}
         # Closing what may already be broken: any error here means nothing.
         with contextlib.suppress(Exception):
             loop.run_until_complete(asyncio.wait_for(layer.close_pools(), timeout=0.5))
@@ -342,6 +349,7 @@ class LivePublisher:
             messages, self._messages = self._messages, deque()
             flows, self._flows = self._flows, {}
             gone, self._gone = self._gone, set()
+            self._frame_handed_us = self._handed_us
         return list(messages), list(flows.values()), sorted(gone)
 
     def _convert(self, make, items, names):
@@ -354,6 +362,35 @@ class LivePublisher:
                 self._drop(1)
                 log.warning("live: an event could not be sent", exc_info=True)
         return events
+
+    def _watched(self, loop, stream):
+        """Whether any page watches `stream`: nobody watching, nothing is converted or sent.
+
+        Asked of the channel layer's group in Redis (a member count), remembered
+        for a second when yes and a quarter of a second when no, so that a page
+        that just opened misses little. A layer that cannot tell counts as watched.
+        """
+        now = time.monotonic()
+        known = self._watchers.get(stream)
+        if known is not None and now < known[0]:
+            return known[1]
+        watched = loop.run_until_complete(
+            asyncio.wait_for(self._members(self._groups[stream]), timeout=self.send_timeout_s)
+        )
+        keep = WATCHED_CACHE_S if watched else UNWATCHED_CACHE_S
+        self._watchers[stream] = (now + keep, watched)
+        return watched
+
+    async def _members(self, group):
+        if self._layer is None:
+            self._layer = self._layer_factory()
+        layer = self._layer
+        try:
+            key = layer._group_key(group)
+            redis = layer.connection(layer.consistent_hash(group))
+        except AttributeError:
+            return True
+        return await redis.zcount(key, int(time.time()) - layer.group_expiry, "+inf") > 0
 
     def _frames(self, messages, flows, gone):
         names = masked_names()
@@ -370,6 +407,8 @@ class LivePublisher:
                 frames.append((self._groups[MESSAGES], {"type": "live.messages", "events": events}))
         for _, frame in frames:
             frame["sent_us"] = sent_us
+            # When the tap handed in the frame's last batch: where its delay came from.
+            frame["handed_us"] = self._frame_handed_us
         return frames
 
     def _send_pending(self, loop):
@@ -380,6 +419,19 @@ class LivePublisher:
         if count or gone:
             if now < self._retry_at:
                 self._drop(count)
+                return
+            try:
+                if messages and not self._watched(loop, MESSAGES):
+                    self._unwatched(len(messages))
+                    count -= len(messages)
+                    messages = []
+                if (flows or gone) and not self._watched(loop, FLOWS):
+                    self._unwatched(len(flows))
+                    count -= len(flows)
+                    flows, gone = [], []
+            except Exception as error:  # noqa: BLE001 - Redis away: drop, count, retry later
+                self._failed(error, count)
+                self._close_layer(loop)
                 return
             try:
                 frames = self._frames(messages, flows, gone)
@@ -416,6 +468,10 @@ class LivePublisher:
             self._layer = self._layer_factory()
         for group, frame in frames:
             await self._layer.group_send(group, frame)
+
+    def _unwatched(self, count):
+        with self._lock:
+            self.counters["unwatched"] += count
 
     def _drop(self, count):
         with self._lock:

@@ -32,7 +32,7 @@
 
   // Event-to-screen delays (ms) of the rows shown, newest last: the status line
   // shows their median, and a benchmark can read them.
-  var live = (window.WarrenLive = { delays: [], rowsShown: 0, frames: 0 });
+  var live = (window.WarrenLive = { delays: [], parts: [], rowsShown: 0, frames: 0 });
 
   function formParams() {
     var params = new URLSearchParams();
@@ -110,7 +110,7 @@
     switch (message.type) {
       case "rows":
         lastFrameAt = Date.now();
-        if (!paused) applyRows(message);
+        if (!paused) queueRows(message);
         if (message.status) showStatus(message.status);
         break;
       case "status":
@@ -132,40 +132,91 @@
     }
   }
 
-  function applyRows(message) {
-    var template = document.createElement("template");
-    template.innerHTML = message.html;
-    var fresh = document.createDocumentFragment();
-    var rows = Array.prototype.slice.call(template.content.children);
-    // Rows come oldest first; the newest goes on top.
-    for (var i = rows.length - 1; i >= 0; i--) {
-      var row = rows[i];
-      var existing = row.id ? document.getElementById(row.id) : null;
-      if (existing) {
-        existing.replaceWith(row);
-        row.classList.add("updated");
-      } else {
-        row.classList.add("fresh");
-        fresh.appendChild(row);
-      }
+  // Frames that arrive between two screen refreshes are put in place together,
+  // in one DOM update per animation frame: the table is laid out once, not per frame.
+  var pending = [];
+  var drawScheduled = false;
+  var tinted = [];
+
+  window.setInterval(function () {
+    var cutoff = Date.now() - 1500;
+    while (tinted.length && tinted[0][0] < cutoff) {
+      tinted.shift()[1].forEach(function (row) { row.classList.remove("fresh", "updated"); });
     }
-    (message.gone || []).forEach(function (id) {
-      var gone = document.getElementById(id);
-      if (gone) gone.remove();
+  }, 1000);
+
+  function queueRows(message) {
+    message.receivedAt = Date.now();
+    pending.push(message);
+    if (!drawScheduled) {
+      drawScheduled = true;
+      window.requestAnimationFrame(draw);
+    }
+  }
+
+  function draw() {
+    drawScheduled = false;
+    var messages = pending;
+    pending = [];
+    if (!messages.length) return;
+    var fresh = document.createDocumentFragment();
+    var newRows = 0;
+    var updated = [];
+    var placed = {};
+    messages.forEach(function (message) {
+      var template = document.createElement("template");
+      template.innerHTML = message.html;
+      var rows = Array.prototype.slice.call(template.content.children);
+      for (var i = rows.length - 1; i >= 0; i--) {
+        var row = rows[i];
+        var existing = row.id ? (placed[row.id] || document.getElementById(row.id)) : null;
+        if (existing) {
+          existing.replaceWith(row);
+          updated.push(row);
+        } else {
+          fresh.insertBefore(row, fresh.firstChild);
+          newRows += 1;
+        }
+        if (row.id) placed[row.id] = row;
+      }
+      (message.gone || []).forEach(function (id) {
+        var gone = placed[id] || document.getElementById(id);
+        if (gone) gone.remove();
+      });
+      live.rowsShown += rows.length;
+      live.frames += 1;
     });
+    // New and changed rows are tinted for a moment so the eye finds them. The tint
+    // is static and cleared in batches: an animation would repaint at 60 frames a second.
+    Array.prototype.forEach.call(fresh.children, function (row) { row.classList.add("fresh"); });
+    updated.forEach(function (row) { row.classList.add("updated"); });
+    tinted.push([Date.now(), Array.prototype.slice.call(fresh.children).concat(updated)]);
     var empty = tbody.querySelector(".live-empty");
-    if (empty && fresh.childNodes.length) empty.remove();
+    if (empty && newRows) empty.remove();
     tbody.insertBefore(fresh, tbody.firstChild);
-    while (tbody.children.length > cap) tbody.lastElementChild.remove();
-    var nowUs = Date.now() * 1000;
-    (message.stamps || []).forEach(function (stamp) {
-      if (!stamp) return;
-      var delay = (nowUs - stamp) / 1000;
-      if (delay > -1000 && delay < 600000) live.delays.push(delay);
+    var extra = tbody.children.length - cap;
+    while (extra-- > 0) tbody.lastElementChild.remove();
+    var shownAt = Date.now();
+    messages.forEach(function (message) {
+      (message.stamps || []).forEach(function (stamp) {
+        if (!stamp) return;
+        var delay = shownAt - stamp / 1000;
+        if (delay > -1000 && delay < 600000) live.delays.push(delay);
+      });
+      // Where the time went: the tap (capture to commit), the publisher's coalescing,
+      // the channel layer and consumer, the wire and the page.
+      if (message.handed_us && message.pushed_us && message.stamps && message.stamps.length) {
+        var newest = Math.max.apply(null, message.stamps);
+        live.parts.push([
+          (message.handed_us - newest) / 1000,
+          (message.sent_us - message.handed_us) / 1000,
+          (message.pushed_us - message.sent_us) / 1000,
+          shownAt - message.pushed_us / 1000,
+        ]);
+      }
     });
     if (live.delays.length > 5000) live.delays.splice(0, live.delays.length - 5000);
-    live.rowsShown += rows.length;
-    live.frames += 1;
+    if (live.parts.length > 2000) live.parts.splice(0, live.parts.length - 2000);
   }
 
   function median(values) {

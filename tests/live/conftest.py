@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.layers import channel_layers
 from django.contrib.auth.models import Group
 
 
@@ -19,7 +20,10 @@ def run_async(scenario, timeout=60.0):
 
     The browser tests' Playwright keeps an event loop running in the main
     thread for the whole session, where async_to_sync cannot start another.
+    Each scenario gets fresh channel layers: a layer's locks belong to the
+    event loop that first used them, and every scenario runs in a new one.
     """
+    channel_layers.backends = {}
     outcome = {}
 
     def target():
