@@ -124,3 +124,21 @@ def test_it_lists_flows_and_draws_a_flow_to_scale(viewer_client, stored):
     for role in ("request", "request delivered", "reply", "reply delivered"):
         assert f"<td>{role}</td>" in html
     assert viewer_client.get("/flows/123456789/").status_code == 404
+
+
+def test_it_offers_replay_to_operators_only(client, viewer, operator, stored):
+    _, events = stored
+    request = events[0]
+    pages = [f"/messages/{request.id}/", f"/flows/{request.id}/", "/messages/?vhost=x"]
+    client.force_login(viewer)
+    for url in pages:
+        html = client.get(url).content.decode()
+        assert "/replays/new" not in html, url
+    client.force_login(operator)
+    message_page = client.get(pages[0]).content.decode()
+    assert f"/replays/new?message={request.id}" in message_page
+    assert f"/conversation/?message={request.id}" in message_page
+    flow_page = client.get(pages[1]).content.decode()
+    assert f"/replays/new?flow={request.id}&amp;await_reply=1" in flow_page
+    assert f"/conversation/?flow={request.id}" in flow_page
+    assert "/replays/new?vhost=x" in client.get(pages[2]).content.decode()
