@@ -7,13 +7,14 @@ captures a scratch vhost, both as subprocesses on the test database.
 import re
 import threading
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
 from console.brokers import default_broker
 from tests.conftest import screenshot
 from tests.live.browsing import wait_live, wait_until
+from tests.live.proxy import TcpProxy
 from tracer.benchmark import session_cookie, start_server, start_tap
 from workloads.runner import run_bounded
 
@@ -125,3 +126,46 @@ def test_it_streams_a_workloads_flows_within_two_seconds_and_shows_their_latency
     page.wait_for_selector("#chart-histogram canvas")
     screenshot(page, "latency")
     assert page.errors == []
+
+
+def test_it_says_the_live_feed_is_interrupted_while_redis_is_away_and_reconnects(
+    open_page, viewer, scratch_vhost, settings
+):
+    """Redis (behind a forwarder) goes away under the server and the tap, then returns."""
+    redis = urlsplit(settings.REDIS_URL)
+    proxy = TcpProxy(redis.port or 6379).start()
+    env = {"REDIS_URL": urlunsplit(redis._replace(netloc=f"127.0.0.1:{proxy.port}"))}
+    server, base = start_server(env=env)
+    tap = None
+    try:
+        tap = start_tap([scratch_vhost], env=env)
+        page = open_page(viewer, base)
+        page.goto(f"{base}/live/?vhost={quote(scratch_vhost, safe='')}")
+        wait_live(page)
+        banner = page.locator("#live-interrupted")
+        assert banner.is_hidden()
+
+        proxy.stop()
+        wait_until(page, "() => !document.getElementById('live-interrupted').hidden", None, 10)
+        assert "Live feed interrupted" in banner.inner_text()
+        assert page.locator("#live-state").get_attribute("data-state") == "down"
+
+        proxy.start()
+        wait_live(page, timeout=25)  # the page reconnects by itself (backoff up to 15 s)
+        assert banner.is_hidden()
+        # And the stream flows again: a call made now appears.
+        amqp_url = default_broker().amqp_url()
+        result = run_bounded("fibonacci", amqp_url, scratch_vhost, calls=1)
+        (call,) = result.calls
+        wait_until(
+            page,
+            "id => document.getElementById('live-rows').textContent.includes(id)",
+            call.correlation_id,
+            timeout=5,
+        )
+        assert page.errors == [] or all("WebSocket" in error for error in page.errors)
+    finally:
+        if tap is not None:
+            tap.stop()
+        server.stop()
+        proxy.stop()

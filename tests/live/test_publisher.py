@@ -182,3 +182,22 @@ def test_it_never_blocks_the_tap_while_redis_is_away_and_recovers(listener, publ
         assert _wait(lambda: sender.stats()["redis_ok"] is True)
     finally:
         proxy.stop()
+
+
+@pytest.mark.django_db
+def test_it_sends_nothing_for_a_stream_no_page_watches(publisher):
+    only_flows = Listener(streams=(live.FLOWS,))
+    try:
+        vhost = unique_name("pub")
+        sender = publisher()
+        _, events = rpc_call(vhost)
+        result = storage.store_batch(events)
+
+        sender.publish_batch(events, result.flows)
+
+        frames = only_flows.collect(lambda got: events_of(got, "live.flows", vhost))
+        assert events_of(frames, "live.flows", vhost)
+        assert _wait(lambda: sender.stats()["unwatched"] == 4)  # the four messages
+        assert sender.stats()["dropped"] == 0
+    finally:
+        only_flows.close()
