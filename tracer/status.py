@@ -66,7 +66,16 @@ def tap_status():
 
 def tap_health():
     status = tap_status()
-    keys = ("running", "vhosts", "last_event_at", "lag_ms", "queue_depth", "dropped", "problems")
+    keys = (
+        "running",
+        "vhosts",
+        "connected",
+        "last_event_at",
+        "lag_ms",
+        "queue_depth",
+        "dropped",
+        "problems",
+    )
     health = {key: status[key] for key in keys if key in status}
     if "error" in status:
         health["error"] = status["error"]

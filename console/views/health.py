@@ -25,7 +25,9 @@ def health_report():
 
     broker = broker_health(default_broker())
     tap = tap_health()
-    healthy = broker["reachable"] and tap.get("running", False)
+    # A tap that runs but cannot read one of its vhosts is not healthy either.
+    tap_reading = tap.get("running", False) and all((tap.get("connected") or {}).values())
+    healthy = broker["reachable"] and tap_reading and not tap.get("problems")
     return {"status": "ok" if healthy else "degraded", "broker": broker, "tap": tap}
 
 

@@ -170,3 +170,20 @@ def test_it_creates_the_admin_once_and_prints_a_generated_password(db, monkeypat
     call_command("ensure_admin", stdout=again)
     assert "exists already" in again.getvalue()
     assert User.objects.filter(is_superuser=True).count() == 1
+
+
+def test_it_reports_degraded_health_while_the_tap_cannot_read_a_vhost(viewer_client):
+    from django.utils import timezone
+
+    from tracer.models import TapSession
+
+    now = timezone.now()
+    session = TapSession.objects.create(
+        pid=1, vhosts=["a", "b"], started_at=now, heartbeat_at=now, connected={"a": True, "b": True}
+    )
+    assert viewer_client.get("/api/health").json()["status"] == "ok"
+    session.connected = {"a": True, "b": False}
+    session.save()
+    body = viewer_client.get("/api/health").json()
+    assert body["status"] == "degraded"
+    assert body["tap"]["connected"] == {"a": True, "b": False}
