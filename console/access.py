@@ -67,6 +67,34 @@ def _record_denied(request, level):
         )
 
 
+def _call_audited(view, request, level, args, kwargs):
+    """Runs the view; an operator's change it left unrecorded (a 404, a refused
+    form, an error) is recorded here, so that the audit log misses no attempt."""
+    if level != OPERATOR or request.method in SAFE_METHODS:
+        return view(request, *args, **kwargs)
+    try:
+        response = view(request, *args, **kwargs)
+    except Exception as error:
+        if not getattr(request, "warren_audited", False):
+            _record_unaudited(request, AuditEntry.FAILED, f"{type(error).__name__}: {error}")
+        raise
+    if not getattr(request, "warren_audited", False):
+        result = AuditEntry.FAILED if response.status_code >= 400 else AuditEntry.OK
+        _record_unaudited(request, result, f"HTTP {response.status_code}")
+    return response
+
+
+def _record_unaudited(request, result, detail):
+    match = request.resolver_match
+    AuditEntry.record(
+        request,
+        action=match.url_name if match and match.url_name else "request",
+        result=result,
+        target=f"{request.method} {request.path}"[:1000],
+        detail=detail[:1000],
+    )
+
+
 def _denied_message(level):
     if level == OPERATOR:
         return "This action needs the operator role."
@@ -91,7 +119,7 @@ def page(level=VIEWER):
                     {"message": _denied_message(level)},
                     status=403,
                 )
-            return view(request, *args, **kwargs)
+            return _call_audited(view, request, level, args, kwargs)
 
         wrapper.warren_access = level
         wrapper.warren_kind = "page"
@@ -141,7 +169,7 @@ def api(level=VIEWER):
                 _record_denied(request, level)
                 return api_error(403, _denied_message(level))
             try:
-                return view(request, *args, **kwargs)
+                return _call_audited(view, request, level, args, kwargs)
             except BrokerError as error:
                 return api_error(502, error.message)
 

@@ -100,6 +100,9 @@ class AuditEntry(models.Model):
     @classmethod
     def record(cls, request_or_user, action, result=OK, broker="", vhost="", target="", detail=""):
         user = getattr(request_or_user, "user", request_or_user)
+        if user is not request_or_user:
+            # console.access records a change its view left unrecorded; this one is recorded.
+            request_or_user.warren_audited = True
         username = getattr(user, "username", "") or "anonymous"
         return cls.objects.create(
             username=username,

@@ -105,3 +105,83 @@ def test_it_lets_viewers_read_and_operators_act(client, viewer, operator, route,
         response = client.post(path)
         assert response.status_code not in (401, 403), f"POST {path}"
         assert response.status_code < 500, f"POST {path}"
+
+
+# --- WebSockets ------------------------------------------------------------------
+# The routes come from console.routing, so a new stream is checked as soon as it
+# exists: anonymous and roleless users are closed, another origin is refused even
+# with a valid session, viewers and above are let in.
+
+from console.routing import websocket_urlpatterns  # noqa: E402
+
+WS_ROUTES = [pytest.param("/" + str(p.pattern), id=str(p.pattern)) for p in websocket_urlpatterns]
+SAME_ORIGIN = b"http://127.0.0.1"
+
+
+def _ws_cookie(user):
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())
+
+
+def _ws_connects(path, origin, cookie=None):
+    """True when the ASGI application accepts a WebSocket at path (then closed again)."""
+    from channels.testing import WebsocketCommunicator
+
+    from console.asgi import application
+    from tests.live.conftest import run_async
+
+    headers = [(b"host", b"127.0.0.1"), (b"origin", origin)]
+    if cookie:
+        headers.append(cookie)
+
+    async def scenario():
+        socket = WebsocketCommunicator(application, path, headers=headers)
+        connected, _ = await socket.connect(timeout=5)
+        await socket.disconnect()
+        return connected
+
+    return run_async(scenario, timeout=20)
+
+
+@pytest.fixture
+def ws_roles(transactional_db):
+    """The role groups (a transactional test's flush removes them with every table)."""
+    from django.contrib.auth.models import Group
+
+    for name in ("viewer", "operator"):
+        Group.objects.get_or_create(name=name)
+
+
+def test_it_finds_websocket_routes_to_check():
+    assert len(WS_ROUTES) >= 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", WS_ROUTES)
+def test_it_closes_websockets_to_anonymous_and_roleless_users(ws_roles, path):
+    from tests.conftest import _user
+
+    assert not _ws_connects(path, SAME_ORIGIN)
+    assert not _ws_connects(path, SAME_ORIGIN, _ws_cookie(_user("ws-roleless")))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", WS_ROUTES)
+def test_it_lets_every_role_in_but_refuses_another_origin(ws_roles, path):
+    from tests.conftest import _user
+
+    users = [
+        _user("ws-viewer", "viewer"),
+        _user("ws-operator", "operator"),
+        _user("ws-super", superuser=True),
+    ]
+    for user in users:
+        cookie = _ws_cookie(user)
+        assert _ws_connects(path, SAME_ORIGIN, cookie), f"{user.username} on {path}"
+        assert not _ws_connects(path, b"http://evil.example", cookie), f"{path} cross-origin"
+        assert not _ws_connects(path, b"null", cookie), f"{path} origin null"
