@@ -29,7 +29,8 @@ TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$
 # Drawing, in SVG user units.
 LANE_WIDTH = 146
 GUTTER = 92  # time offsets on the left
-HEAD = 64  # lane titles
+HEAD = 80  # lane titles
+FIT_LANES = 12  # up to this many lanes the drawing shrinks to the page; beyond, it scrolls
 ROW = 30
 FOOT = 24
 LABEL_CHARS = 20
@@ -174,6 +175,10 @@ class Lane:
     label: str = ""
     sub: str = ""
 
+    @property
+    def lines(self):
+        return label_lines(self.label)
+
 
 @dataclass
 class Arrow:
@@ -217,11 +222,27 @@ class Diagram:
     messages: list
     flows: list
     head: int = HEAD
+
+    @property
+    def fits(self):
+        return len(self.lanes) <= FIT_LANES
+
     duration_ms: float = 0.0
 
     @property
     def lifeline_bottom(self):
         return self.height - FOOT / 2
+
+
+def label_lines(text, limit=LABEL_CHARS):
+    """A lane title in at most two lines, broken at a space where one fits."""
+    text = text or ""
+    if len(text) <= limit:
+        return [text]
+    cut = text.rfind(" ", 0, limit + 1)
+    if cut <= 0:
+        cut = limit
+    return [text[:cut].rstrip(), _short(text[cut:].strip(), limit)]
 
 
 def _short(text, limit=LABEL_CHARS):
@@ -318,7 +339,7 @@ def layout(messages, flows=(), labels=None):
                 label = labels.get(name) or short_address(name)
             else:
                 role, label = kind, name
-            lanes[key] = Lane(key, role, name, label=_short(label), sub=role)
+            lanes[key] = Lane(key, role, name, label=label, sub=role)
         return lanes[key]
 
     names = masked_names()

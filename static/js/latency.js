@@ -25,6 +25,14 @@
     return Math.round(value).toLocaleString("en") + " ms";
   }
 
+  // Axis labels stay short: 250 ms, 1.5 s, 32 s.
+  function axisMs(value) {
+    if (value === null || value === undefined) return "";
+    if (value >= 1000) return (value / 1000).toFixed(value >= 10000 ? 0 : 1).replace(/\.0$/, "") + " s";
+    if (value >= 1) return Math.round(value * 10) / 10 + " ms";
+    return value.toPrecision(2) + " ms";
+  }
+
   function rate(value) {
     if (value === null || value === undefined) return "–";
     return value < 100 ? value.toFixed(1) : Math.round(value).toLocaleString("en");
@@ -68,6 +76,7 @@
 
   function timeAxis() {
     return {
+      space: 70,
       values: function (u, ticks) {
         var span = u.scales.x.max - u.scales.x.min;
         var step = ticks.length > 1 ? ticks[1] - ticks[0] : 60;
@@ -107,7 +116,7 @@
     }
     draw(seriesBox, {
       scales: { x: { time: true }, y: { distr: 3 } },
-      axes: [timeAxis(), { values: function (u, ticks) { return ticks.map(ms); }, size: 70 }],
+      axes: [timeAxis(), { values: function (u, ticks) { return ticks.map(axisMs); }, size: 64 }],
       series: [
         timeSeries(),
         line("p50", "#1f8a4c", ms),
