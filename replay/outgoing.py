@@ -7,6 +7,7 @@ masking happens on the way to pages and the API — so a replay sends exactly
 what the broker carried, not the masks.
 """
 
+import decimal
 from dataclasses import dataclass, field
 
 from tracer import amqp
@@ -211,9 +212,35 @@ def prepare(source, options, username="", reply_to=None, correlation_id=None):
     headers[REPLAY_COUNT_HEADER] = count
     if options.body is None and source.body_truncated:
         headers[BODY_CUT_HEADER] = len(body)
-    properties["headers"] = headers
+    properties["headers"] = _sendable(headers, "", notes)
 
     if reply_to is not None:
         properties["reply_to"] = reply_to
         properties["correlation_id"] = correlation_id
     return Outgoing(vhost, exchange, routing_key, properties, body, notes)
+
+
+def _sendable(value, path, notes):
+    """Header values pika can put on the wire.
+
+    A float header (a double from another client) is the one value pika reads
+    but cannot write: it goes as the AMQP decimal of the same value when there
+    is one, else the message is refused — a replay never stops at it.
+    """
+    if isinstance(value, dict):
+        return {key: _sendable(item, f"{path}{key}.", notes) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_sendable(item, path, notes) for item in value]
+    if not isinstance(value, float):
+        return value
+    name = path.rstrip(".")
+    exact = decimal.Decimal(repr(value)).normalize()
+    places = max(0, -exact.as_tuple().exponent)
+    raw = exact.scaleb(places)
+    if places > 255 or not -(2**31) <= raw < 2**31:
+        raise Refused(
+            f"header '{name}' holds the floating-point number {value!r}, which AMQP "
+            "cannot carry as a decimal and Warren's AMQP client cannot send as a double"
+        )
+    notes.append(f"header '{name}': floating-point {value!r} sent as the decimal {exact}")
+    return {"$decimal": str(exact)}
