@@ -63,6 +63,7 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # Redis may stay quiet for long (a blocking pop)
             with self._lock:
                 self._sockets |= {client, upstream}
             for source, sink in ((client, upstream), (upstream, client)):

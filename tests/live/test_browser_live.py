@@ -111,15 +111,42 @@ def test_it_streams_a_workloads_flows_within_two_seconds_and_shows_their_latency
     assert "flows/s captured" in rates
     screenshot(page, "live-flows")
 
+    # A filter applies without a reload: htmx brings the matching stored rows, the
+    # socket switches its subscription.
+    chosen = correlation_ids[3]
+    page.fill("input[name=correlation_id]", chosen)
+    page.press("input[name=correlation_id]", "Enter")
+    wait_until(page, "() => document.querySelectorAll('#live-rows tr.live-row').length === 1")
+    assert chosen in rows.first.inner_text()
+    assert f"correlation_id={chosen}" in page.url
+    subscribed = "() => document.getElementById('live-bar').dataset.filter || ''"
+    assert wait_until(page, subscribed) == f"vhost {scratch_vhost}, correlation id {chosen}"
+
     row = rows.first
     row.locator("td").nth(5).click()  # a click on the row opens the flow's timeline
     page.wait_for_url(re.compile(r"/flows/\d+/$"))
     assert page.locator("h1").inner_text().startswith("Flow #")
 
+    # The message tail: every publish and delivery of a call, as it happens.
+    page.goto(f"{base}/live/messages/?vhost={quote(scratch_vhost, safe='')}")
+    wait_live(page)
+    before = page.locator("#live-rows tr.live-row").count()
+    result = run_bounded("fibonacci", amqp_url, scratch_vhost, calls=2)
+    wait_until(
+        page,
+        "ids => ids.every(id => document.getElementById('live-rows').textContent.includes(id))",
+        [call.correlation_id for call in result.calls],
+        timeout=3.0,
+    )
+    wait_until(
+        page, "n => document.querySelectorAll('#live-rows tr.live-row').length >= n", before + 8
+    )
+    assert "queue rpc_queue" in page.locator("#live-rows").inner_text()
+
     page.goto(f"{base}/latency/?vhost={quote(scratch_vhost, safe='')}&window=15m")
     service = page.locator('tr[data-service="rpc_queue"]')
     cells = service.locator("td")
-    assert cells.nth(2).inner_text() == "12"  # calls
+    assert cells.nth(2).inner_text() == "14"  # calls
     for index in (5, 6, 7):  # p50, p95, p99
         assert re.fullmatch(r"[\d.,]+ ms", cells.nth(index).inner_text().strip())
     page.wait_for_selector("#chart-series canvas")
