@@ -24,7 +24,10 @@ def hexdump(body, limit=HEX_LIMIT):
 
 
 def pretty_json(value):
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels)
+        return "(nested too deep to lay out here: see Text)"
 
 
 def _shown(value):

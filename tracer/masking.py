@@ -15,20 +15,29 @@ import orjson
 from django.conf import settings
 
 MASK = "********"
+# JSON nested deeper than this is masked by pattern (below): walking it would
+# hit Python's recursion limit (orjson parses up to 1024 levels).
+TREE_DEPTH = 200
+
+
+class _TooDeep(Exception):
+    pass
 
 
 def masked_names():
     return frozenset(name.lower() for name in settings.WARREN_MASKED_FIELDS)
 
 
-def _mask_tree(value, names):
+def _mask_tree(value, names, depth=0):
+    if depth > TREE_DEPTH:
+        raise _TooDeep
     if isinstance(value, dict):
         return {
-            key: MASK if str(key).lower() in names else _mask_tree(item, names)
+            key: MASK if str(key).lower() in names else _mask_tree(item, names, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_mask_tree(item, names) for item in value]
+        return [_mask_tree(item, names, depth + 1) for item in value]
     return value
 
 
@@ -59,10 +68,10 @@ def mask_body(body, names=None):
     if stripped[:1] in (b"{", b"["):
         try:
             parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            masked = _mask_tree(parsed, names)
+        except (orjson.JSONDecodeError, _TooDeep):
             parsed = None
         else:
-            masked = _mask_tree(parsed, names)
             return body if masked == parsed else orjson.dumps(masked)
     if b'"' not in body:
         return body

@@ -4,6 +4,7 @@ mask with the same tracer.masking functions)."""
 
 import base64
 import contextlib
+import zlib
 
 import orjson
 
@@ -89,6 +90,48 @@ def masked_body(message, names=None):
     return mask_body(bytes(message.body or b""), names)
 
 
+INFLATE_LIMIT = 1024 * 1024  # what a compressed body may grow to on a page or download
+COMPRESSED = ("gzip", "x-gzip", "deflate")
+
+
+def inflate(body, properties, limit=INFLATE_LIMIT):
+    """(bytes, words) for a body sent with content_encoding gzip or deflate.
+
+    The bytes are None when the body is not compressed, not valid, or would
+    grow past `limit` (a zip bomb stays a few bytes of work); the words say
+    what happened, for the page.
+    """
+    encoding = str((properties or {}).get("content_encoding") or "").strip().lower()
+    if encoding not in COMPRESSED or not body:
+        return None, ""
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # a gzip or zlib header
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        return None, f"content_encoding is {encoding}, but the body does not decompress ({error})"
+    if len(inflated) > limit:
+        return None, (
+            f"content_encoding {encoding}: the body grows past {limit:,} bytes when "
+            "decompressed, so it is shown as stored"
+        )
+    words = f"decompressed from {encoding}: {len(body):,} bytes stored, {len(inflated):,} shown"
+    if not inflater.eof:
+        words += " (the stored body was cut, so this is its beginning)"
+    return inflated, words
+
+
+def shown_body(message, names=None):
+    """(masked bytes, words, inflated) — what pages and downloads give of a body.
+
+    A compressed body is decompressed first when that is safe, so that its
+    masked fields are masked too.
+    """
+    raw = bytes(message.body or b"")
+    inflated, words = inflate(raw, message.properties)
+    body = raw if inflated is None else inflated
+    return mask_body(body, names), words, inflated is not None
+
+
 def body_views(body):
     """body_base64 always; body_text when UTF-8; body_json when JSON."""
     views = {"body_base64": base64.b64encode(body).decode("ascii"), "body_text": None}
@@ -97,8 +140,12 @@ def body_views(body):
         views["body_text"] = body.decode("utf-8")
     except UnicodeDecodeError:
         return views
-    with contextlib.suppress(orjson.JSONDecodeError):
-        views["body_json"] = orjson.loads(body)
+    with contextlib.suppress(orjson.JSONDecodeError, orjson.JSONEncodeError):
+        parsed = orjson.loads(body)
+        # JSON nested deeper than orjson writes (255 levels) would break the
+        # answer that carries it: such a body is shown as text only.
+        orjson.dumps(parsed)
+        views["body_json"] = parsed
     return views
 
 

@@ -74,7 +74,7 @@ def message(request, message_id):
     found = _message_or_404(message_id)
     names = masked_names()
     properties = mask_properties(found.properties, names)
-    body = serialize.masked_body(found, names)
+    body, body_note, _ = serialize.shown_body(found, names)
     views = serialize.body_views(body)
     context = {
         "message": found,
@@ -86,7 +86,8 @@ def message(request, message_id):
         ),
         "body_hex": display.hexdump(body),
         "hex_cut": len(body) > display.HEX_LIMIT,
-        "stored_size": len(body),
+        "stored_size": len(bytes(found.body or b"")),
+        "body_note": body_note,
         "flow": Flow.objects.filter(id=found.flow_id).first() if found.flow_id else None,
         "exchange_label": display.exchange_label(found.exchange),
     }
@@ -101,7 +102,7 @@ _EXTENSIONS = {"application/json": "json", "text/plain": "txt", "application/xml
 def message_body(request, message_id):
     """The stored (masked) body as a file."""
     found = _message_or_404(message_id)
-    body = serialize.masked_body(found)
+    body, _, _ = serialize.shown_body(found)
     content_type = str((found.properties or {}).get("content_type") or "")
     extension = _EXTENSIONS.get(content_type.split(";")[0].strip().lower(), "bin")
     response = HttpResponse(body, content_type="application/octet-stream")
