@@ -32,10 +32,14 @@ def parse_headers(text):
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            name, sep, value = line.partition("=")
-        if not sep or not name.strip():
+        # `name: value` or `name = value`, whichever separator comes first.
+        cuts = [i for i in (line.find(":"), line.find("=")) if i > 0]
+        if not cuts:
+            raise forms.ValidationError(
+                f"Header line {number} is not `name: value` (or use a JSON object)."
+            )
+        name, value = line[: min(cuts)], line[min(cuts) + 1 :]
+        if not name.strip():
             raise forms.ValidationError(
                 f"Header line {number} is not `name: value` (or use a JSON object)."
             )
@@ -223,9 +227,8 @@ class CloseConnectionForm(forms.Form):
 class BrokerForm(forms.ModelForm):
     """Add or edit a broker. The password is never sent back to the browser."""
 
-    management_url = forms.URLField(
+    management_url = forms.CharField(
         max_length=500,
-        assume_scheme="http",
         label="Management URL",
         help_text="e.g. http://rabbit-2.internal:15672/",
     )
@@ -266,6 +269,28 @@ class BrokerForm(forms.ModelForm):
         if clash.exists():
             raise forms.ValidationError("Another broker already has this short name.")
         return slug
+
+    def clean_management_url(self):
+        # Not Django's URLValidator: it refuses one-word host names such as
+        # http://rabbit-2:15672/, which is how brokers are often reached inside.
+        url = self.cleaned_data["management_url"].strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise forms.ValidationError(
+                "A management URL starts with http:// or https:// and a host."
+            )
+        if parts.username or parts.password:
+            raise forms.ValidationError(
+                "Leave user and password out of the URL; they go in their own fields."
+            )
+        return url
+
+    def _get_validation_exclusions(self):
+        # The model's URLField validator would refuse the one-word hosts that
+        # clean_management_url accepts.
+        exclusions = super()._get_validation_exclusions()
+        exclusions.add("management_url")
+        return exclusions
 
     def clean_amqp_url(self):
         url = self.cleaned_data["amqp_url"].strip()
