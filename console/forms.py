@@ -314,6 +314,7 @@ class BrokerForm(forms.ModelForm):
 
 class AuditFilterForm(forms.Form):
     user = forms.CharField(required=False, max_length=150)
+    vhost = forms.CharField(required=False, max_length=255)
     action = forms.ChoiceField(required=False)
     result = forms.ChoiceField(required=False, choices=[("", "any")] + AuditEntry.RESULTS)
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -335,6 +336,8 @@ class AuditFilterForm(forms.Form):
         data = self.cleaned_data
         if data.get("user"):
             entries = entries.filter(username__iexact=data["user"])
+        if data.get("vhost"):
+            entries = entries.filter(vhost=data["vhost"])
         if data.get("action"):
             entries = entries.filter(action=data["action"])
         if data.get("result"):

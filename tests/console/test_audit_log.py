@@ -41,6 +41,7 @@ def test_it_filters_by_user_action_result_and_date(viewer_client):
     until = (timezone.now() - timedelta(days=2)).date().isoformat()
     assert _rows(viewer_client, until=until)[1] == 2
     assert _rows(viewer_client, q="script")[1] == 1
+    assert _rows(viewer_client, vhost="v")[1] == 3 and _rows(viewer_client, vhost="w")[1] == 0
     assert _rows(viewer_client, user="nobody")[0].count("No entry matches these filters.") == 1
 
 

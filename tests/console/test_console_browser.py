@@ -142,3 +142,47 @@ def test_it_publishes_from_the_exchange_page_and_shows_the_outcome(
     page.wait_for_selector(".banner-warning >> text=Message returned")
     screenshot(page, "console-exchange-publish")
     assert errors == []
+
+
+def test_it_shows_every_console_page_without_script_errors(
+    page_as, superuser, live_server, mgmt, busy_topology
+):
+    from console.brokers import default_broker
+    from console.management_api import segment
+    from tracer import amqp
+
+    connection = amqp.blocking_connection(
+        default_broker().amqp_url(), vhost=busy_topology, name="checkout <b>service</b>"
+    )
+    try:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=10)
+        channel.basic_consume("audit.log", lambda *a: None, consumer_tag="audit-reader")
+        from tests.console.helpers import wait_for
+
+        def listed():
+            connection.process_data_events(time_limit=0.2)
+            return mgmt.get(f"vhosts/{segment(busy_topology)}/channels") or []
+
+        wait_for(listed, lambda channels: len(channels) == 1, what="the client's channel")
+        page = page_as(superuser)
+        errors = _watch_errors(page)
+        for name, shot in [
+            ("connections", "console-connections"),
+            ("channels", "console-channels"),
+            ("exchanges", "console-exchanges"),
+            ("vhosts", "console-vhosts"),
+            ("brokers", "console-brokers"),
+            ("audit_log", "console-audit-log"),
+        ]:
+            page.goto(f"{live_server.url}{reverse(name)}?vhost={busy_topology}")
+            page.wait_for_selector("main h1")
+            screenshot(page, shot)
+        page.goto(f"{live_server.url}{reverse('connections')}?vhost={busy_topology}")
+        page.click("td.name a >> text=checkout <b>service</b>")
+        page.wait_for_selector("h1.object-name")
+        assert "checkout <b>service</b>" in page.locator("h1.object-name").inner_text()
+        screenshot(page, "console-connection")
+        assert errors == []
+    finally:
+        connection.close()
