@@ -1,8 +1,12 @@
 """Small helpers the broker console's views share."""
 
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+
+from console.listing import pager
+from console.management_api import BrokerError, BrokerNotFound
+from console.vhosts import forget_selection, selected_vhost
 
 
 def wants_partial(request):
@@ -56,12 +60,6 @@ def render_list(request, broker, query, fetch, make_rows, template, fragment, so
     A chosen vhost that no longer exists is forgotten and every vhost shown,
     with a word why; a filter the broker refuses is explained, not a banner.
     """
-    from django.shortcuts import render
-
-    from console.listing import pager
-    from console.management_api import BrokerError, BrokerNotFound
-    from console.vhosts import forget_selection, selected_vhost
-
     vhost = selected_vhost(request, broker)
     context = {
         "broker": broker,
