@@ -96,6 +96,7 @@ class ManagementClient:
         self.base_url = base_url
         self.username = username
         self._http = _http_client(base_url, username, password, timeout)
+        self._credentials = (username, password, timeout)  # for for_url()
 
     # --- transport --------------------------------------------------------
 
@@ -434,6 +435,19 @@ class ManagementClient:
                 f"{_broker_reason(response)}.",
                 status=response.status_code,
             )
+
+    # --- clusters (tracer.cluster) ------------------------------------------
+
+    def for_url(self, base_url):
+        """The same credentials and timeout against another URL: another node's listener."""
+        return ManagementClient(base_url, *self._credentials)
+
+    def overview_columns(self, columns):
+        """Only these keys of /api/overview (node, listeners: cheap on a big cluster)."""
+        return self.get("overview", params={"columns": ",".join(columns)})
+
+    def nodes_columns(self, columns):
+        return self.get("nodes", params={"columns": ",".join(columns)})
 
 
 def _as_page(items):

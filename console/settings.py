@@ -17,6 +17,7 @@ from console.env import (
     env_str,
     env_url,
 )
+from tracer.cluster import env_node_urls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,6 +55,8 @@ WARREN_MANAGEMENT_PASSWORD = env_str(
 WARREN_MANAGEMENT_TIMEOUT = env_duration(
     "WARREN_MANAGEMENT_TIMEOUT", timedelta(seconds=5)
 ).total_seconds()
+# node name -> management URL, for cluster nodes whose names don't resolve here
+WARREN_MANAGEMENT_NODE_URLS = env_node_urls("WARREN_MANAGEMENT_NODE_URLS")
 WARREN_TRACE_VHOSTS = env_list("WARREN_TRACE_VHOSTS", ["/"])
 WARREN_BODY_LIMIT = env_int("WARREN_BODY_LIMIT", 65536, minimum=0)
 WARREN_RPC_TIMEOUT = env_duration("WARREN_RPC_TIMEOUT", timedelta(seconds=30)).total_seconds()
