@@ -129,6 +129,20 @@
     box.appendChild(actions);
   }
 
+  // Offer the names on screen in the focus field (the browser filters as one types).
+  function offerNames(data) {
+    var list = document.getElementById("graph-names");
+    if (!list) return;
+    list.replaceChildren();
+    (data.elements || []).forEach(function (item) {
+      if (item.group !== "nodes" || !item.data.name) return;
+      var option = document.createElement("option");
+      option.value = item.data.name;
+      option.label = item.data.kind;
+      list.appendChild(option);
+    });
+  }
+
   function draw(container, data) {
     var status = document.getElementById("graph-status");
     var elements = data.elements || [];
@@ -188,6 +202,7 @@
       })
       .then(function (data) {
         showNotes(data);
+        offerNames(data);
         draw(container, data);
         container.setAttribute("data-ready", "true");
       })
