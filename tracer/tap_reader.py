@@ -19,7 +19,7 @@ import threading
 import time
 
 from console.management_api import BrokerError
-from tracer import amqp
+from tracer import amqp, cluster
 from tracer.decoding import decode
 from tracer.times import now_us
 
@@ -189,12 +189,9 @@ class VhostReader(threading.Thread):
         if not force and time.monotonic() - self._tracing_checked < TRACING_CHECK_EVERY_S:
             return
         self._tracing_checked = time.monotonic()
-        client = self.tap.management()
         try:
-            tracing = bool(client.vhost(self.vhost).get("tracing"))
-            if not tracing:
-                client.set_tracing(self.vhost, True)
-                log.info("tap switched tracing on for vhost %r", self.vhost)
+            # On every node of a cluster: the switch is per node (tracer.cluster).
+            tracing = cluster.tracing_was_on_everywhere(self.tap.management(), self.vhost)
         except BrokerError as error:
             # Consuming goes on: tracing may well be on; say what we cannot check.
             self.problem = f"vhost {self.vhost!r}: cannot check tracing: {error.message}"
