@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.db import DatabaseError
 from django.utils import timezone
 
+from tracer import cluster
 from tracer.models import TapGap, TapSession
 from tracer.times import iso
 
@@ -37,8 +38,13 @@ def gap_json(gap):
     }
 
 
-def tap_status():
-    """The /api/tap/status document (DESIGN §7), with a few more figures."""
+def tap_status(tracing=True):
+    """The /api/tap/status document (DESIGN §7), with a few more figures.
+
+    With `tracing`, also each traced vhost's tracing per node as the broker
+    tells it now ("on", "off", "unreachable"; tracer.cluster), and why it
+    cannot tell ("" when it can).
+    """
     try:
         alive, recent = _sessions()
         gaps = [gap_json(gap) for gap in TapGap.objects.order_by("-started_at")[:RECENT_GAPS]]
@@ -61,11 +67,13 @@ def tap_status():
     status["connected"] = connected
     status["problems"] = problems
     status["gaps"] = gaps
+    if tracing:
+        status["tracing"], status["tracing_problem"] = cluster.tracing_map(status["vhosts"])
     return status
 
 
 def tap_health():
-    status = tap_status()
+    status = tap_status(tracing=False)
     keys = (
         "running",
         "vhosts",
