@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/warren
 
-.PHONY: run test demo services venv migrate lint pytest pytest-sqlite pytest-postgres bench clean
+.PHONY: run test demo services venv migrate lint suite pytest-sqlite pytest-postgres bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -33,17 +33,30 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Most tests wait on the broker, so they run in parallel workers (each with its
+# own test database and scratch vhosts); the `serial` ones run alone afterwards.
+PYTEST_WORKERS ?= 3
+PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
+
+define run_suite
+	$(PYTEST) -n $(PYTEST_WORKERS) -m "not serial"
+	$(PYTEST) -m serial
+endef
+
 pytest-sqlite: venv
 	@echo "[warren] test suite on SQLite"
-	env -u DATABASE_URL $(VENV)/bin/pytest
+	env -u DATABASE_URL $(MAKE) --no-print-directory suite
 
 pytest-postgres: venv
 	@if timeout 1 bash -c '</dev/tcp/127.0.0.1/5432' 2>/dev/null; then \
 	  echo "[warren] test suite on PostgreSQL"; \
-	  DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest; \
+	  DATABASE_URL=$(PG_TEST_URL) $(MAKE) --no-print-directory suite; \
 	else \
 	  echo "[warren] no PostgreSQL on 127.0.0.1:5432: the PostgreSQL run is left out"; \
 	fi
+
+suite:
+	$(run_suite)
 
 test:
 	@bash scripts/ensure-services.sh --test

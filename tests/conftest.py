@@ -7,6 +7,24 @@ from django.contrib.auth.models import Group, User
 
 from console.brokers import default_broker
 
+# Tests that restart a broker, start their own cluster, or assert on timing run
+# alone after the parallel run (`make test` runs `-m serial` without workers):
+# beside other tests they would disturb them, or be disturbed.
+SERIAL = (
+    "tests/tracer/test_broker_restart.py",
+    "tests/cluster/",
+    "tests/replay/test_bulk.py",
+    "tests/tracer/test_tap.py::test_it_measures_what_the_client_measures",
+    "tests/live/test_browser_live.py",
+    "tests/faults/test_broker_restart",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
