@@ -142,3 +142,23 @@ def test_it_offers_replay_to_operators_only(client, viewer, operator, stored):
     assert f"/replays/new?flow={request.id}&amp;await_reply=1" in flow_page
     assert f"/conversation/?flow={request.id}" in flow_page
     assert "/replays/new?vhost=x" in client.get(pages[2]).content.decode()
+
+
+def test_it_shows_tracing_per_node_on_the_messages_page(viewer_client, scratch_vhost, mgmt):
+    from django.utils import timezone
+
+    from tracer.models import TapSession
+
+    now = timezone.now()
+    TapSession.objects.create(
+        pid=1,
+        vhosts=[scratch_vhost],
+        started_at=now,
+        heartbeat_at=now,
+        connected={scratch_vhost: True},
+    )
+    mgmt.set_tracing(scratch_vhost, True)
+    node = mgmt.nodes()[0]["name"]
+    html = viewer_client.get("/messages/").content.decode()
+    assert f"{node} on" in html
+    mgmt.set_tracing(scratch_vhost, False)
