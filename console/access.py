@@ -10,7 +10,7 @@ left unprotected.
 import functools
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -169,9 +169,17 @@ def api(level=VIEWER):
                 _record_denied(request, level)
                 return api_error(403, _denied_message(level))
             try:
-                return _call_audited(view, request, level, args, kwargs)
+                response = _call_audited(view, request, level, args, kwargs)
             except BrokerError as error:
                 return api_error(502, error.message)
+            except Http404 as error:
+                # JSON callers get JSON errors, not Django's HTML page.
+                return api_error(404, str(error) or "Not found.")
+            if response.status_code == 405 and "Allow" in response:
+                allowed = response["Allow"]
+                response = api_error(405, f"{request.method} is not allowed here: use {allowed}.")
+                response["Allow"] = allowed
+            return response
 
         wrapper.warren_access = level
         wrapper.warren_kind = "api"

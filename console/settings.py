@@ -105,6 +105,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    # NUL in a query string refused; an unavailable database is a 503 with a banner.
+    "console.middleware.RequestGuards",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -146,6 +148,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(Path(tempfile.gettempdir()) / f"warren-test-{os.getpid()}.sqlite3")
     }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A page waits at most this long for a lock (the tap's writes, a migration)
+    # before it shows the "database unavailable" banner; the tap retries.
+    _lock_ms = int(
+        env_duration("WARREN_DB_LOCK_TIMEOUT", timedelta(seconds=5)).total_seconds() * 1000
+    )
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={_lock_ms}"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -211,7 +221,15 @@ CONTENT_SECURITY_POLICY = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 10},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s
+        # channels-redis blocks for in BZPOPMIN: an idle consumer then loses the
+        # race now and then and its WebSocket drops. A longer timeout still
+        # notices a dead Redis.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "capacity": 1000,
+            "expiry": 10,
+        },
     }
 }
 

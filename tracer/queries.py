@@ -152,8 +152,10 @@ def _cursor(params):
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         when, row_id = raw.split(":")
+        if not 0 < int(row_id) < 2**63:
+            raise ValueError(row_id)
         return from_us(int(when)), int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise BadQuery("'cursor' is not one this API gave out; start again without it.") from None
 
 
