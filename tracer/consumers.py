@@ -216,10 +216,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def _frame(self, frame):
         events = frame.get("events") or []
         pairs = {(event["broker"], event["vhost"]) for event in events}
-        # On a pool thread, not the one thread Daphne runs every sync view on: a
-        # recheck never waits behind a slow page.
-        recheck = database_sync_to_async(_fresh_access, thread_sensitive=False)
-        allowed, visible = await recheck(self.user_id, pairs)
+        allowed, visible = await database_sync_to_async(_fresh_access)(self.user_id, pairs)
         if not allowed:
             await self.send_json({"type": "denied", "error": "Your access to Warren has ended."})
             await self.close(code=CLOSE_DENIED)

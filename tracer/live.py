@@ -29,7 +29,8 @@ import orjson
 from django.db import connection as db_connection
 
 from tracer.masking import MASK, mask_body, mask_properties, masked_names
-from tracer.times import now_us, to_us
+from tracer.models import Flow
+from tracer.times import from_us, now_us, to_us
 
 log = logging.getLogger("tracer.live")
 
@@ -300,6 +301,10 @@ class LivePublisher:
 
     # --- the sending thread ---------------------------------------------------------------
 
+    def start(self):
+        """Start the sending thread (and its heartbeat) if it is not running."""
+        self._start()
+
     def _start(self):
         if self._thread is not None and self._thread.is_alive():
             return
@@ -526,12 +531,11 @@ def publish_sweep(swept, timeout_s, now=None):
     in the second before the timeout cutoff (a few seconds are looked at, so a
     late tick misses none; a flow sent twice only replaces its row).
     """
-    if not swept:
-        return
     try:
-        from tracer.models import Flow
-        from tracer.times import from_us
-
+        # The tap sweeps every second: the heartbeat starts here, before any event.
+        publisher().start()
+        if not swept:
+            return
         now = now_us() if now is None else now
         cutoff = now - int(timeout_s * 1_000_000)
         flows = Flow.objects.filter(

@@ -16,8 +16,11 @@ def wait_until(page, function, arg=None, timeout=10.0, every=0.05):
         time.sleep(every)
 
 
+LIVE = """() => document.getElementById('live-state').dataset.state === 'live'
+  && document.getElementById('live-interrupted').hidden
+  && !!(window.WarrenLive.status && window.WarrenLive.status.tap_heard_us)"""
+
+
 def wait_live(page, timeout=15.0):
-    """Until the live page's socket is open and the tap's heartbeat has arrived."""
-    return wait_until(
-        page, "() => document.getElementById('live-state').dataset.state === 'live'", None, timeout
-    )
+    """Until the live page's socket is open and the tap's heartbeat has come through it."""
+    return wait_until(page, LIVE, None, timeout)
