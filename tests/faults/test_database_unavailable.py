@@ -1,0 +1,188 @@
+"""The database unavailable for 10 s while events arrive: nothing lost, no 500.
+
+The shared PostgreSQL server is never stopped (others use it). Instead:
+SQLite is locked by another writer (`BEGIN IMMEDIATE` held for 10 s on the
+test database file); PostgreSQL has the tap's table locked (`LOCK TABLE ...
+IN ACCESS EXCLUSIVE MODE` held for 10 s from another connection). Meanwhile
+the tap stops acking and the events wait in the tap queue on the broker;
+pages answer promptly (200, or 503 with the banner where they need the
+locked table); afterwards every event is stored, once.
+"""
+
+import sqlite3
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from tests.tracer.tapping import TapProcess, client, wait_for
+from tracer.models import Message, TapGap
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+LOCK_S = 10.0
+
+
+class DatabaseLock(threading.Thread):
+    """Holds a write lock (SQLite) or the Message table's lock (PostgreSQL) for LOCK_S."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.ready = threading.Event()
+        self.released = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            if connection.vendor == "sqlite":
+                self._sqlite()
+            else:
+                self._postgres()
+        except Exception as error:  # noqa: BLE001 - reported by the test
+            self.error = error
+            self.ready.set()
+        finally:
+            self.released.set()
+
+    def _sqlite(self):
+        holder = sqlite3.connect(connection.settings_dict["NAME"], timeout=10, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            self.ready.set()
+            time.sleep(LOCK_S)
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+
+    def _postgres(self):
+        import psycopg
+
+        settings = connection.settings_dict
+        holder = psycopg.connect(
+            dbname=settings["NAME"],
+            user=settings.get("USER") or "postgres",
+            password=settings.get("PASSWORD") or None,
+            host=settings.get("HOST") or "127.0.0.1",
+            port=settings.get("PORT") or 5432,
+        )
+        try:
+            holder.execute(f'LOCK TABLE "{Message._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            self.ready.set()
+            time.sleep(LOCK_S)
+            holder.rollback()
+        finally:
+            holder.close()
+
+
+def _publish(vhost, first, count):
+    connection_ = client(vhost)
+    channel = connection_.channel()
+    for number in range(first, first + count):
+        channel.basic_publish("", "nowhere", b"%d" % number)
+    connection_.close()
+
+
+def _waiting_in_tap_queue(vhost):
+    connection_ = client(vhost)
+    try:
+        return connection_.channel().queue_declare("warren.tap", passive=True).method.message_count
+    finally:
+        connection_.close()
+
+
+def _timed_get(client_, path):
+    started = time.monotonic()
+    response = client_.get(path)
+    return response, time.monotonic() - started
+
+
+PAGES = ["/messages/", "/api/messages?limit=5", "/flows/", "/"]
+
+
+def _readers(user):
+    """One logged-in client per page (logging in writes: done before the lock)."""
+    from django.test import Client
+
+    readers = []
+    for _ in PAGES:
+        reader = Client()
+        reader.force_login(user)
+        readers.append(reader)
+    return readers
+
+
+def _read_pages(readers):
+    """Each page read at once by its own client (a worker of its own), timed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def read(pair):
+        reader, path = pair
+        try:
+            return _timed_get(reader, path)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(len(PAGES)) as pool:
+        return dict(zip(PAGES, pool.map(read, zip(readers, PAGES, strict=True)), strict=True))
+
+
+def test_it_keeps_events_in_the_tap_queue_and_stores_them_all_after_the_outage(
+    scratch_vhost, viewer
+):
+    before, during = 50, 200
+    tap = TapProcess(scratch_vhost, args=["--prefetch", "20", "--batch-size", "10"]).start()
+    lock = DatabaseLock()
+    readers = _readers(viewer)
+    try:
+        _publish(scratch_vhost, 0, before)
+        wait_for(lambda: Message.objects.filter(vhost=scratch_vhost).count() == before)
+        lock.start()
+        assert lock.ready.wait(10) and lock.error is None, lock.error
+        locked_at = time.monotonic()
+        _publish(scratch_vhost, before, during)
+
+        # Not acked while nothing can be stored: the events wait on the broker.
+        wait_for(
+            lambda: _waiting_in_tap_queue(scratch_vhost) >= during - 20,
+            timeout=5,
+            message="the events to wait in the tap queue",
+        )
+        pages = _read_pages(readers)
+        assert not lock.released.is_set(), "the lock ended before the pages were read"
+        assert tap.process.poll() is None
+        assert time.monotonic() - locked_at < LOCK_S
+        lock.join(LOCK_S + 5)
+        for path, (response, elapsed) in pages.items():
+            assert response.status_code in (200, 503), f"{path}: {response.status_code}"
+            assert elapsed < 7.0, f"{path} held a worker {elapsed:.1f} s"
+            if response.status_code == 503:
+                if path.startswith("/api/"):
+                    assert "database is not answering" in response.json()["error"]
+                else:
+                    assert "The database is not answering" in response.content.decode()
+        if connection.vendor == "postgresql":
+            # The Messages list needs the locked table: the banner, after lock_timeout.
+            assert pages["/messages/"][0].status_code == 503
+        waited = _waiting_in_tap_queue(scratch_vhost)
+        wait_for(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= before + during,
+            timeout=40,
+            message="every event stored after the outage",
+        )
+        print(
+            f"\n{connection.vendor}: {waited} events waited in the tap queue during the lock; "
+            + ", ".join(f"{p} {r.status_code} in {t:.2f} s" for p, (r, t) in pages.items())
+            + f"; all {before + during} stored {time.monotonic() - locked_at:.1f} s after the lock"
+        )
+        time.sleep(0.5)
+        assert tap.process.poll() is None
+        assert _waiting_in_tap_queue(scratch_vhost) == 0
+    finally:
+        lock.join(LOCK_S + 5)
+        tap.stop()
+    bodies = sorted(int(bytes(b)) for b in Message.objects.values_list("body", flat=True))
+    assert bodies == list(range(before + during))  # every one, once
+    assert not TapGap.objects.filter(vhost=scratch_vhost, dropped__gt=0).exists()
