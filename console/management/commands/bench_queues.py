@@ -22,7 +22,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from console.brokers import default_broker
-from console.management_api import BrokerError
+from console.management_api import BrokerError, BrokerNotFound
 from console.queues import QUEUE_COLUMNS, QUEUE_SORTS
 from tracer import amqp
 
@@ -74,6 +74,11 @@ class Command(BaseCommand):
             self._declare(broker, vhost, count)
             self._wait_for_stats(client, vhost, count)
             rows = self._measure(client, vhost, loads, page_size)
+        except (BrokerError, amqp.AMQPError) as error:
+            words = getattr(error, "message", None) or str(error)
+            raise CommandError(
+                f"The run broke off: {words} (was the broker restarted or the vhost deleted?)"
+            ) from None
         finally:
             self._delete(client, vhost)
         self._report(rows, count, loads, page_size)
@@ -86,6 +91,8 @@ class Command(BaseCommand):
             try:
                 client.delete_vhost(vhost)
                 return
+            except BrokerNotFound:
+                return  # already gone
             except BrokerError as error:
                 if time.monotonic() > deadline:
                     raise CommandError(
