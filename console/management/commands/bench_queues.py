@@ -75,9 +75,9 @@ class Command(BaseCommand):
             self._wait_for_stats(client, vhost, count)
             rows = self._measure(client, vhost, loads, page_size)
         except (BrokerError, amqp.AMQPError) as error:
-            words = getattr(error, "message", None) or str(error)
+            words = (getattr(error, "message", None) or str(error)).rstrip(".")
             raise CommandError(
-                f"The run broke off: {words} (was the broker restarted or the vhost deleted?)"
+                f"The run broke off: {words}. Was the broker restarted or the vhost deleted?"
             ) from None
         finally:
             self._delete(client, vhost)
@@ -150,12 +150,25 @@ class Command(BaseCommand):
                     web.force_login(user)
                     for label, params in SCENARIOS:
                         rows.append(
-                            self._scenario(web, client, vhost, label, params, loads, page_size)
+                            self._retried(
+                                self._scenario, web, client, vhost, label, params, loads, page_size
+                            )
                         )
                     raise _Rollback
             except _Rollback:
                 pass
         return rows
+
+    def _retried(self, measure, *args):
+        """A dropped keep-alive connection or a broker hiccup costs a retry, not the run."""
+        for attempt in range(3):
+            try:
+                return measure(*args)
+            except (BrokerError, CommandError) as error:
+                if attempt == 2:
+                    raise
+                self.stdout.write(f"  retrying {args[3]!r} after: {error}")
+                time.sleep(3)
 
     def _scenario(self, web, client, vhost, label, params, loads, page_size):
         query = {"vhost": vhost, "page_size": str(page_size), **params}
