@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import channel_layers
 from django.contrib.auth.models import Group
+from django.db import connections
 
 
 @pytest.fixture
@@ -31,6 +32,10 @@ def run_async(scenario, timeout=60.0):
             outcome["value"] = async_to_sync(scenario)()
         except BaseException as error:  # noqa: BLE001 - raised again in the test's thread
             outcome["error"] = error
+        finally:
+            # The consumer's database calls ran on this thread: its connections
+            # would otherwise keep the test database open after the run.
+            connections.close_all()
 
     thread = threading.Thread(target=target, name="async scenario", daemon=True)
     thread.start()
