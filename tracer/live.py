@@ -1,15 +1,16 @@
 """Live events: what the tap tells the browsers after each committed batch.
 
-The tap calls `publish_batch(stored events, changed flows)` after a commit; the
-call only appends to a buffer and returns. A background thread of the
+The tap calls `publish_batch(result, events)` after a commit (and
+`publish_sweep` after a timeout sweep); the call only appends to a buffer and
+returns. A background thread of the
 publisher sends what gathered at most every 100 ms per stream (coalesced: a
 flow changed twice in that time is sent once, in its last state) through the
 Redis channel layer, so a browser gets a few frames a second, not one per
 event. Every event is masked (tracer.masking) before it leaves the process.
 
-A live event is a plain dict (msgpack- and JSON-friendly, times in epoch
-microseconds). The same dicts, made from database rows, feed the first render
-of the live pages, so one template partial renders a row in all three ways.
+A live event is a plain dict (tracer.live_events). A stream no page watches
+costs nothing: its events are not even converted. Every second a heartbeat
+goes out, so a page can tell a quiet broker from a tap that is away.
 
 Redis down must never block or crash the tap: a send that fails or takes more
 than a second drops that frame, counts its events as dropped and waits a
@@ -23,14 +24,13 @@ import logging
 import threading
 import time
 from collections import deque
-from datetime import datetime
 
-import orjson
 from django.db import connection as db_connection
 
-from tracer.masking import MASK, mask_body, mask_properties, masked_names
+from tracer.live_events import field_of, flow_event, message_event
+from tracer.masking import masked_names
 from tracer.models import Flow
-from tracer.times import from_us, now_us, to_us
+from tracer.times import from_us, now_us
 
 log = logging.getLogger("tracer.live")
 
@@ -43,9 +43,6 @@ MAX_FRAME_EVENTS = 2_000
 SWEEP_LOOKBACK_S = 5.0
 WATCHED_CACHE_S = 1.0
 UNWATCHED_CACHE_S = 0.25
-
-PREVIEW_SOURCE_BYTES = 2048
-PREVIEW_CHARS = 160
 
 FLOWS = "flows"
 MESSAGES = "messages"
@@ -67,130 +64,6 @@ def installation_key():
 
 def group_name(stream):
     return f"warren-live-{stream}.{installation_key()}"
-
-
-# --- events as dicts ---------------------------------------------------------------------
-
-
-def _us(value):
-    if value is None or isinstance(value, int):
-        return value
-    if isinstance(value, datetime):
-        return to_us(value)
-    return int(value)
-
-
-def _get(obj, name, default=None):
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def _masked_text(name, value, names):
-    return MASK if value and name in names else value
-
-
-FLOW_TIMES = ("started_at", "requested_at", "request_delivered_at", "replied_at")
-
-
-def flow_event(flow, broker, names=None):
-    """A flow (pairing.Flow, a tracer.models.Flow or a dict of its columns) as a live event."""
-    names = masked_names() if names is None else names
-    times = {name: _us(_get(flow, name)) for name in (*FLOW_TIMES, "reply_delivered_at")}
-    known = [value for value in times.values() if value is not None]
-    return {
-        "kind": "flow",
-        "id": int(_get(flow, "id")),
-        "broker": broker,
-        "vhost": _get(flow, "vhost") or "",
-        "service": _get(flow, "service") or "",
-        "correlation_id": _masked_text("correlation_id", _get(flow, "correlation_id") or "", names),
-        "reply_to": _masked_text("reply_to", _get(flow, "reply_to") or "", names),
-        "pairing": _get(flow, "pairing") or "",
-        "status": _get(flow, "status"),
-        "late": bool(_get(flow, "late")),
-        "backlog": bool(_get(flow, "backlog")),
-        "started_us": times["started_at"],
-        "requested_us": times["requested_at"],
-        "replied_us": times["replied_at"],
-        "latency_ms": _get(flow, "latency_ms"),
-        "queue_wait_ms": _get(flow, "queue_wait_ms"),
-        "service_ms": _get(flow, "service_ms"),
-        "end_to_end_ms": _get(flow, "end_to_end_ms"),
-        "replies": _get(flow, "replies") or 0,
-        "redeliveries": _get(flow, "redeliveries") or 0,
-        # When the tap saw the flow's latest event: where a page's delay counts from.
-        "stamp_us": max(known) if known else None,
-    }
-
-
-def body_preview(body, names=None):
-    """The start of a body as one line of text, masked; "" for none, a note for binary."""
-    if not body:
-        return ""
-    names = masked_names() if names is None else names
-    chunk = bytes(body[:PREVIEW_SOURCE_BYTES])
-    chunk = mask_body(chunk, names)
-    text = chunk.decode("utf-8", "replace")
-    head = text[:400]
-    odd = sum(1 for char in head if (char < " " and char not in "\t\r\n") or char == "\ufffd")
-    if odd > max(4, len(head) // 20):
-        return "(binary)"
-    text = " ".join(text.split())
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
-
-
-def _json_value(value):
-    if isinstance(value, str | bytes):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return None
-    return value
-
-
-def message_event(message, broker, names=None):
-    """A captured event (decoding.Captured) or a stored Message as a live event."""
-    names = masked_names() if names is None else names
-    properties = _json_value(
-        _get(message, "properties_json") or _get(message, "properties") or "{}"
-    )
-    properties = mask_properties(properties if isinstance(properties, dict) else {}, names)
-    routing_keys = _json_value(
-        _get(message, "routing_keys_json") or _get(message, "routing_keys") or "[]"
-    )
-    routed = _get(message, "routed_queues_json")
-    routed = _json_value(routed) if routed is not None else _get(message, "routed_queues")
-    captured = _get(message, "captured_us")
-    if captured is None:
-        captured = _us(_get(message, "captured_at"))
-    headers = properties.get("headers")
-    traceparent = headers.get("traceparent") if isinstance(headers, dict) else None
-    return {
-        "kind": "message",
-        "id": int(_get(message, "id")),
-        "broker": broker,
-        "vhost": _get(message, "vhost") or "",
-        "event": _get(message, "event"),
-        "exchange": _get(message, "exchange") or "",
-        "routing_key": _get(message, "routing_key") or "",
-        "routing_keys": [str(key) for key in routing_keys or []],
-        "routed_queues": routed,
-        "queue": _get(message, "queue") or "",
-        "correlation_id": str(properties.get("correlation_id") or ""),
-        "reply_to": str(properties.get("reply_to") or ""),
-        "content_type": str(properties.get("content_type") or ""),
-        "type": str(properties.get("type") or ""),
-        "traceparent": traceparent if isinstance(traceparent, str) else "",
-        "body_size": _get(message, "body_size") or 0,
-        "preview": body_preview(_get(message, "body"), names),
-        "redelivered": bool(_get(message, "redelivered")),
-        "flow_id": _get(message, "flow_id"),
-        "backlog": bool(_get(message, "backlog")),
-        "connection": _get(message, "connection") or "",
-        "captured_us": captured,
-        "stamp_us": captured,
-    }
 
 
 # --- the publisher ---------------------------------------------------------------------
@@ -269,8 +142,8 @@ class LivePublisher:
                     events = events[: max(room, 0)]
                 self._messages.extend(events)
                 for flow in changed_flows:
-                    self._flows[_get(flow, "id")] = flow
-                    self._gone.discard(_get(flow, "id"))
+                    self._flows[field_of(flow, "id")] = flow
+                    self._gone.discard(field_of(flow, "id"))
                 for flow_id in deleted_flow_ids:
                     self._flows.pop(flow_id, None)
                     self._gone.add(flow_id)

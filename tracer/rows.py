@@ -13,8 +13,7 @@ from django.db.models.functions import Substr
 from django.urls import NoReverseMatch, reverse
 
 from console.brokers import default_broker
-from tracer import live
-from tracer.live import PREVIEW_SOURCE_BYTES
+from tracer.live_events import PREVIEW_SOURCE_BYTES, flow_event, message_event
 from tracer.models import Flow, Message
 from tracer.subscriptions import ERRORS, FLOWS, SLOW, visible_pairs
 
@@ -124,7 +123,7 @@ def recent(flt, user, limit=50):
     """The newest stored events matching `flt` that `user` may see, as live events."""
     broker = default_broker().slug  # the tap records the default broker's traffic
     if flt.stream == FLOWS:
-        queryset, make = _flow_queryset(flt), live.flow_event
+        queryset, make = _flow_queryset(flt), flow_event
     else:
         queryset, make = _message_queryset(flt), _stored_message_event
     found = []
@@ -147,4 +146,4 @@ def recent(flt, user, limit=50):
 
 def _stored_message_event(message, broker):
     message.body = message.body_head
-    return live.message_event(message, broker)
+    return message_event(message, broker)

@@ -18,7 +18,7 @@ from console.brokers import default_broker
 from console.vhosts import selected_vhost
 from console.views.common import wants_partial
 from tracer import conversation, latency, rows
-from tracer.live import flow_event
+from tracer.live_events import flow_event
 from tracer.subscriptions import DEFAULT_SLOW_MS, FLOWS, Filter, FilterError
 from tracer.times import iso
 
