@@ -156,6 +156,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         env_duration("WARREN_DB_LOCK_TIMEOUT", timedelta(seconds=5)).total_seconds() * 1000
     )
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={_lock_ms}"
+    # Under ASGI every request runs in a thread of its own: a connection kept
+    # for reuse is never reused and stays open until collected. Under load that
+    # ran PostgreSQL out of connections ("too many clients"); close at the end.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
