@@ -19,6 +19,7 @@ import base64
 import datetime
 import decimal
 import hashlib
+import operator
 
 import orjson
 
@@ -71,12 +72,32 @@ class Captured:
         for name, value in fields.items():
             setattr(self, name, value)
 
+    def __reduce__(self):
+        # Compact pickling: the tap's feeder process sends events through a pipe.
+        return (captured_from_values, (_values_of(self),))
+
     @property
     def reply_key(self):
         """The reply queue this event may concern: reply_to, else where it goes."""
         if self.reply_to:
             return self.reply_to
         return self.routing_key if self.event == "publish" else self.queue
+
+
+_SLOTS = Captured.__slots__
+_values_of = operator.attrgetter(*_SLOTS)
+
+
+def captured_from_values(values):
+    """A Captured from its slot values (unpickling, tens of thousands a second)."""
+    event = Captured.__new__(Captured)
+    (event.id, event.event, event.captured_us, event.vhost, event.node, event.exchange,
+     event.routing_key, event.routing_keys_json, event.routed_queues_json, event.queue,
+     event.properties_json, event.correlation_id, event.reply_to, event.body, event.body_size,
+     event.body_truncated, event.redelivered, event.user, event.connection, event.channel,
+     event.backlog, event.replay_of, event.fingerprint, event.dedupe_key, event.tap_redelivered,
+     event.flow_id) = values  # fmt: skip
+    return event
 
 
 def text(value, limit=None):
@@ -200,63 +221,90 @@ def _string_list(value):
     return [text(item) for item in value]
 
 
-def decode(routing_key, headers, body, arrival_us, body_limit, tap_redelivered=False):
-    """One trace message (routing key, headers table, body) as a Captured event."""
+def decode(
+    routing_key, headers, body, arrival_us, body_limit, tap_redelivered=False, header_bytes=None
+):
+    """One trace message (routing key, headers table, body) as a Captured event.
+
+    `header_bytes`: the encoded header table as it came off the wire, when the
+    reader has it (tracer/amqp_raw.py): it identifies the trace message for
+    duplicate detection without encoding the headers again.
+    """
     try:
-        return _decode(routing_key, headers, body, arrival_us, body_limit, tap_redelivered)
+        return _decode(
+            routing_key, headers, body, arrival_us, body_limit, tap_redelivered, header_bytes
+        )
     except Exception as error:  # noqa: BLE001 - a frame must never stop the tap
         return _undecodable(routing_key, headers, body, arrival_us, body_limit, error)
 
 
-def _decode(routing_key, headers, body, arrival_us, body_limit, tap_redelivered):
-    routing_key = text(routing_key)
+def _text(value):
+    """text() with a fast path for the common case: a string without NUL."""
+    if value.__class__ is str and "\x00" not in value:
+        return value
+    return text(value)
+
+
+def _decode(routing_key, headers, body, arrival_us, body_limit, tap_redelivered, header_bytes):
+    routing_key = _text(routing_key)
     headers = headers if isinstance(headers, dict) else {}
     body = bytes(body or b"")
+    get = headers.get
     if routing_key.startswith(DELIVER_PREFIX):
         event, queue = "deliver", routing_key[len(DELIVER_PREFIX) :]
     else:
         event, queue = "publish", ""
-    properties = headers.get("properties")
+    properties = get("properties")
     properties = dict(properties) if isinstance(properties, dict) else {}
     if "timestamp" in properties:
         properties["timestamp"] = recover_timestamp(properties["timestamp"], arrival_us)
     properties_json = dumps(properties)
-    routing_keys = _string_list(headers.get("routing_keys")) or []
-    routed = headers.get("routed_queues") if event == "publish" else None
-    routed_queues = _string_list(routed)
-    broker_ms = headers.get("timestamp_in_ms")
+    routing_keys = _string_list(get("routing_keys")) or []
+    routed_queues = _string_list(get("routed_queues")) if event == "publish" else None
+    broker_ms = get("timestamp_in_ms")
     captured_us = arrival_us
     if isinstance(broker_ms, int) and not isinstance(broker_ms, bool) and broker_ms > 0:
         captured_us = broker_ms * 1000
     body_hash = hashlib.blake2b(body, digest_size=16).digest()
     fingerprint = _hash64(properties_json, body_hash)
-    dedupe_key = _hash64(routing_key.encode(), dumps(headers), body_hash)
-    channel = headers.get("channel")
-    return Captured(
-        event=event,
-        captured_us=captured_us,
-        vhost=text(headers.get("vhost")),
-        node=text(headers.get("node")),
-        exchange=text(headers.get("exchange_name")),
-        routing_key=routing_keys[0] if routing_keys else "",
-        routing_keys_json=orjson.dumps(routing_keys).decode(),
-        routed_queues_json=None if routed_queues is None else orjson.dumps(routed_queues).decode(),
-        queue=text(queue),
-        properties_json=properties_json.decode(),
-        correlation_id=text(properties.get("correlation_id")),
-        reply_to=text(properties.get("reply_to")),
-        body=body[:body_limit],
-        body_size=len(body),
-        body_truncated=len(body) > body_limit,
-        redelivered=bool(headers.get("redelivered")) if event == "deliver" else False,
-        user=text(headers.get("user")),
-        connection=text(headers.get("connection")),
-        channel=channel if isinstance(channel, int) and 0 <= channel < (1 << 31) else None,
-        replay_of=_replay_of(properties.get("headers")),
-        fingerprint=fingerprint,
-        dedupe_key=dedupe_key,
-        tap_redelivered=bool(tap_redelivered),
+    # The whole trace message: its encoded header table when the reader has it
+    # (the broker sends the same bytes again on a redelivery), else re-encoded.
+    whole = header_bytes if header_bytes is not None else dumps(headers)
+    dedupe_key = _hash64(routing_key.encode(), whole, body_hash)
+    channel = get("channel")
+    size = len(body)
+    correlation_id = properties.get("correlation_id")
+    reply_to = properties.get("reply_to")
+    captured = Captured.__new__(Captured)
+    captured.id = None
+    captured.flow_id = None
+    captured.backlog = False
+    captured.event = event
+    captured.captured_us = captured_us
+    captured.vhost = _text(get("vhost", ""))
+    captured.node = _text(get("node", ""))
+    captured.exchange = _text(get("exchange_name", ""))
+    captured.routing_key = routing_keys[0] if routing_keys else ""
+    captured.routing_keys_json = orjson.dumps(routing_keys).decode()
+    captured.routed_queues_json = (
+        None if routed_queues is None else orjson.dumps(routed_queues).decode()
     )
+    captured.queue = _text(queue)
+    captured.properties_json = properties_json.decode()
+    captured.correlation_id = "" if correlation_id is None else _text(correlation_id)
+    captured.reply_to = "" if reply_to is None else _text(reply_to)
+    captured.body = body[:body_limit] if size > body_limit else body
+    captured.body_size = size
+    captured.body_truncated = size > body_limit
+    captured.redelivered = bool(get("redelivered")) if event == "deliver" else False
+    captured.user = _text(get("user", ""))
+    captured.connection = _text(get("connection", ""))
+    captured.channel = channel if isinstance(channel, int) and 0 <= channel < (1 << 31) else None
+    captured.replay_of = _replay_of(properties.get("headers"))
+    captured.fingerprint = fingerprint
+    captured.dedupe_key = dedupe_key
+    captured.tap_redelivered = bool(tap_redelivered)
+    return captured
 
 
 def _undecodable(routing_key, headers, body, arrival_us, body_limit, error):

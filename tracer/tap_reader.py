@@ -14,13 +14,13 @@ how many events were lost — up to that queue's bound while the tap is away.
 
 import contextlib
 import logging
+import multiprocessing
 import socket
 import threading
 import time
 
 from console.management_api import BrokerError
-from tracer import amqp, cluster
-from tracer.decoding import decode
+from tracer import amqp, amqp_raw, cluster, tap_feed
 from tracer.times import now_us
 
 log = logging.getLogger("tracer.tap")
@@ -31,6 +31,33 @@ CHECK_EVERY_S = 1.0
 TRACING_CHECK_EVERY_S = 5.0
 BACKOFF_S = (0.5, 1, 2, 4, 8)
 RETIRE_GRACE_S = 5.0
+CANCEL_WAIT_S = 5.0
+FEEDER_START_S = 20.0
+FEEDER_STOP_S = 3.0
+
+
+def declare_tap_queue(channel, queue_name, max_length):
+    """The bounded tap queue bound to the trace exchange, and its drop counter."""
+    drops_exchange = f"{queue_name}.drops"
+    dropped_queue = f"{queue_name}.dropped"
+    channel.exchange_declare(drops_exchange, "fanout", durable=True)
+    channel.queue_declare(
+        dropped_queue,
+        durable=True,
+        arguments={"x-max-length": DROPPED_QUEUE_MAX_LENGTH, "x-overflow": "drop-head"},
+    )
+    channel.queue_bind(dropped_queue, drops_exchange)
+    declared = channel.queue_declare(
+        queue_name,
+        durable=True,
+        arguments={
+            "x-max-length": max_length,
+            "x-overflow": "drop-head",
+            "x-dead-letter-exchange": drops_exchange,
+        },
+    )
+    channel.queue_bind(queue_name, TRACE_EXCHANGE, "#")
+    return declared
 
 
 class Control:
@@ -65,6 +92,7 @@ class VhostReader(threading.Thread):
         self.cancelled = threading.Event()  # no more deliveries will come
         self._connection = None
         self._channel = None
+        self._feeder = None
         self._backlog_left = 0
         self._down_since = None
         self._tracing_checked = 0.0
@@ -78,7 +106,7 @@ class VhostReader(threading.Thread):
             try:
                 self._session()
                 attempt = 0
-            except (amqp.AMQPError, OSError, BrokerError) as error:
+            except (amqp.AMQPError, amqp_raw.AMQPRawError, OSError, BrokerError) as error:
                 self._lost(error)
             except Exception as error:  # keep reading whatever a bug throws
                 log.exception("tap reader for vhost %r failed", self.vhost)
@@ -104,6 +132,9 @@ class VhostReader(threading.Thread):
         self._close()
 
     def _close(self):
+        feeder, self._feeder = self._feeder, None
+        if feeder is not None:
+            feeder.close()
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
             with contextlib.suppress(amqp.AMQPError, OSError):
@@ -116,30 +147,14 @@ class VhostReader(threading.Thread):
         name = f"warren-tap {socket.gethostname()}:{self.tap.pid}"
         self._connection = amqp.blocking_connection(config.amqp_url, vhost=self.vhost, name=name)
         channel = self._channel = self._connection.channel()
-        channel.exchange_declare(self.drops_exchange, "fanout", durable=True)
-        channel.queue_declare(
-            self.dropped_queue,
-            durable=True,
-            arguments={"x-max-length": DROPPED_QUEUE_MAX_LENGTH, "x-overflow": "drop-head"},
-        )
-        channel.queue_bind(self.dropped_queue, self.drops_exchange)
-        declared = channel.queue_declare(
-            self.queue_name,
-            durable=True,
-            arguments={
-                "x-max-length": config.max_length,
-                "x-overflow": "drop-head",
-                "x-dead-letter-exchange": self.drops_exchange,
-            },
-        )
-        channel.queue_bind(self.queue_name, TRACE_EXCHANGE, "#")
+        declared = declare_tap_queue(channel, self.queue_name, config.max_length)
         self._ensure_tracing(force=True)
         # What waits in the queue now was traced while no tap was reading
         # (unless another tap process shares the queue and was reading it).
         self.depth = declared.method.message_count
         self._backlog_left = 0 if self.vhost in self.tap.shared_vhosts else self.depth
         dropped = self._purge_dropped()
-        channel.basic_qos(prefetch_count=config.prefetch)
+        self._feeder = Feeder(config, self.vhost, name, self.queue_name)
         self.generation += 1
         self.connected = True
         self.problem = ""
@@ -147,7 +162,6 @@ class VhostReader(threading.Thread):
         self.tap.inbox.put(
             Control("connected", self, since_us=since, dropped=dropped, depth=self.depth)
         )
-        channel.basic_consume(self.queue_name, self._on_message)
         self._consume()
 
     def _consume(self):
@@ -156,21 +170,47 @@ class VhostReader(threading.Thread):
         cancelled_at = None
         while True:
             if consuming and self._done():
-                for tag in list(self._channel.consumer_tags):
-                    self._channel.basic_cancel(tag)
+                self._feeder.send((tap_feed.CANCEL,))
                 consuming = False
                 cancelled_at = time.monotonic()
-                self.cancelled.set()
-            if not consuming and self.tap.finished.is_set():
+            waited = time.monotonic() - cancelled_at if cancelled_at is not None else 0.0
+            if waited > CANCEL_WAIT_S and not self.cancelled.is_set():
+                self.cancelled.set()  # the feeder did not confirm: stop waiting for it
+            if self.cancelled.is_set() and self.tap.finished.is_set():
                 return
             # Retired (its vhost is gone): stay a moment for the last acks, then go.
             retired = cancelled_at is not None and not self.tap.stopping.is_set()
             if retired and time.monotonic() - cancelled_at > RETIRE_GRACE_S:
                 return
-            self._connection.process_data_events(time_limit=0.05)
+            self._pump(0.05)
+            self._connection.process_data_events(time_limit=0)
             if consuming and time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_EVERY_S
                 self._check()
+
+    def _pump(self, timeout):
+        """Events from the feeder process into the writer's inbox, in order."""
+        conn = self._feeder.conn
+        try:
+            if not conn.poll(timeout):
+                return
+            put = self.tap.inbox.put
+            generation = self.generation
+            while conn.poll():
+                message = conn.recv()
+                kind = message[0]
+                if kind == tap_feed.EVENTS:
+                    for tag, event in message[1]:
+                        if self._backlog_left > 0:
+                            self._backlog_left -= 1
+                            event.backlog = True
+                        put((self, generation, tag, event))
+                elif kind == tap_feed.CANCELLED:
+                    self.cancelled.set()
+                elif kind == tap_feed.LOST:
+                    raise amqp_raw.AMQPRawError(message[1])
+        except (EOFError, OSError) as error:
+            raise amqp_raw.AMQPRawError(f"the tap's feeder process ended: {error}") from None
 
     def _check(self):
         self.depth = self._channel.queue_declare(self.queue_name, passive=True).method.message_count
@@ -207,36 +247,55 @@ class VhostReader(threading.Thread):
         if self.problem.startswith(f"vhost {self.vhost!r}: cannot check"):
             self.problem = ""
 
-    def _on_message(self, channel, method, properties, body):
-        arrival = now_us()
-        event = decode(
-            method.routing_key,
-            properties.headers,
-            body,
-            arrival,
-            self.tap.config.body_limit,
-            tap_redelivered=method.redelivered,
-        )
-        if self._backlog_left > 0:
-            self._backlog_left -= 1
-            event.backlog = True
-        self.tap.inbox.put((self, self.generation, method.delivery_tag, event))
-
     # --- called from the writer thread -----------------------------------------
 
     def ack(self, generation, tag, on_done):
-        """Ack everything up to `tag` (after the commit), on this reader's thread."""
-        connection = self._connection
+        """Ack everything up to `tag` (after the commit), through the feeder."""
+        feeder = self._feeder
+        if feeder is not None and generation == self.generation:
+            feeder.send((tap_feed.ACK, tag))  # a lost ack: the events come back as duplicates
+        on_done()
 
-        def send():
-            if generation == self.generation and self._channel is not None:
-                try:
-                    self._channel.basic_ack(tag, multiple=True)
-                except (amqp.AMQPError, OSError):
-                    return  # the broker requeues them; they come back as duplicates
-            on_done()
 
-        if connection is None:
-            return
-        with contextlib.suppress(amqp.AMQPError, OSError, RuntimeError):
-            connection.add_callback_threadsafe(send)
+class Feeder:
+    """The feeder process of one connection (tracer/tap_feed.py) and its pipe."""
+
+    def __init__(self, config, vhost, name, queue_name):
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe(duplex=True)
+        self._lock = threading.Lock()
+        self.process = context.Process(
+            target=tap_feed.run,
+            args=(child, config.amqp_url, vhost, name, queue_name, config.prefetch),
+            kwargs={"body_limit": config.body_limit},
+            name=f"tap-feeder {vhost}",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+        try:
+            if not self.conn.poll(FEEDER_START_S):
+                raise amqp_raw.AMQPRawError("the tap's feeder process did not start in time")
+            answer = self.conn.recv()
+        except (EOFError, OSError) as error:
+            self.close()
+            raise amqp_raw.AMQPRawError(f"the tap's feeder process ended: {error}") from None
+        except amqp_raw.AMQPRawError:
+            self.close()
+            raise
+        if answer[0] != tap_feed.READY:
+            self.close()
+            raise amqp_raw.AMQPRawError(answer[1] if len(answer) > 1 else "feeder failed")
+
+    def send(self, message):
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            self.conn.send(message)
+
+    def close(self):
+        self.send((tap_feed.CLOSE,))
+        self.process.join(FEEDER_STOP_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(FEEDER_STOP_S)
+        with contextlib.suppress(OSError):
+            self.conn.close()

@@ -1,0 +1,116 @@
+"""The tap's own AMQP consumer (tracer/amqp_raw.py) against the real broker."""
+
+import datetime
+import decimal
+import time
+
+from console.brokers import default_broker
+from tests.tracer.tapping import client
+from tracer import amqp
+from tracer.amqp_raw import AMQPRawError, TraceConsumer
+
+HEADERS = {
+    "text": "plain",
+    "unicode": "ünïcødé ✓ <script>",
+    "int": 7,
+    "negative": -123456789,
+    "big": 1 << 40,
+    "true": True,
+    "false": False,
+    "bytes": b"\x00\xff\xfe",
+    "nested": {"a": [1, "two", {"three": 3}], "empty": {}},
+    "list": ["a", 1, [2, 3], None],
+    "none": None,
+    "decimal": decimal.Decimal("1.25"),
+    "when": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+}
+
+
+def _consume_all(vhost, queue, count, prefetch=100, timeout=10.0):
+    consumer = TraceConsumer(default_broker().amqp_url(), vhost=vhost, name="test-raw").connect()
+    consumer.consume(queue, prefetch)
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        got.extend(consumer.poll(0.1))
+    return consumer, got
+
+
+def test_it_decodes_headers_bodies_and_routing_keys_as_pika_does(scratch_vhost):
+    connection = client(scratch_vhost)
+    channel = connection.channel()
+    channel.queue_declare("raw-q")
+    big_body = bytes(range(256)) * 3000  # several body frames
+    bodies = [b"", b"small", big_body]
+    for body in bodies:
+        channel.basic_publish("", "raw-q", body, amqp.properties(headers=HEADERS))
+    channel.basic_publish(
+        "", "raw-q", b"props", amqp.properties(correlation_id="c1", reply_to="r", headers={"x": 1})
+    )
+    expected = []
+    for _ in range(4):
+        method, props, body = channel.basic_get("raw-q", auto_ack=False)
+        expected.append((method.routing_key, props.headers, body))
+    connection.close()  # unacked: all four go back to the queue
+
+    consumer, got = _consume_all(scratch_vhost, "raw-q", 4)
+    try:
+        assert len(got) == 4
+        for delivery, (routing_key, headers, body) in zip(got, expected, strict=True):
+            assert delivery.routing_key.decode() == routing_key
+            assert delivery.headers == headers
+            assert delivery.body == body
+            assert delivery.redelivered is True
+            assert delivery.raw  # the encoded properties, kept for duplicate detection
+    finally:
+        consumer.close()
+
+
+def test_it_acks_multiple_so_nothing_comes_back(scratch_vhost):
+    connection = client(scratch_vhost)
+    channel = connection.channel()
+    channel.queue_declare("raw-ack")
+    for number in range(50):
+        channel.basic_publish("", "raw-ack", str(number).encode())
+    consumer = TraceConsumer(default_broker().amqp_url(), vhost=scratch_vhost).connect()
+    consumer.consume("raw-ack", 20)  # fewer than there are: acks make room for the rest
+    got = []
+    deadline = time.monotonic() + 10
+    while len(got) < 50 and time.monotonic() < deadline:
+        batch = consumer.poll(0.1)
+        if batch:
+            got.extend(batch)
+            consumer.ack(batch[-1].tag)
+    assert [delivery.body for delivery in got] == [str(n).encode() for n in range(50)]
+    consumer.close()
+    time.sleep(0.2)
+    assert channel.queue_declare("raw-ack", passive=True).method.message_count == 0
+    connection.close()
+
+
+def test_it_reports_a_missing_queue_and_a_deleted_one(scratch_vhost, mgmt):
+    consumer = TraceConsumer(default_broker().amqp_url(), vhost=scratch_vhost).connect()
+    try:
+        consumer.consume("no-such-queue", 10)
+    except AMQPRawError as error:
+        assert "404" in str(error)
+    else:
+        raise AssertionError("consuming a missing queue must fail")
+    finally:
+        consumer.close()
+
+    connection = client(scratch_vhost)
+    connection.channel().queue_declare("raw-gone")
+    connection.close()
+    consumer = TraceConsumer(default_broker().amqp_url(), vhost=scratch_vhost).connect()
+    consumer.consume("raw-gone", 10)
+    mgmt.delete_queue(scratch_vhost, "raw-gone")
+    deadline = time.monotonic() + 5
+    try:
+        while time.monotonic() < deadline:
+            consumer.poll(0.1)
+        raise AssertionError("a cancelled consumer must be reported")
+    except AMQPRawError as error:
+        assert "cancelled" in str(error)
+    finally:
+        consumer.close()

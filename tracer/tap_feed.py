@@ -1,0 +1,103 @@
+"""The tap's feeder process: one per traced vhost, reading and decoding on a core of its own.
+
+Profiling the tap (one process, reader threads and the writer under one GIL)
+showed reading (pika) and decoding take more than half of every event's
+Python time, so storing could never have the whole core. The tap's reader
+thread (tracer/tap_reader.py) therefore starts this process, which consumes the
+tap queue over tracer/amqp_raw.py, stamps each frame on arrival, decodes it
+once (tracer/decoding.py) and hands the decoded events to the tap through a
+pipe, in chunks. The tap acks through the same pipe after its commit.
+
+Nothing here touches Django or the database, and the process ends as soon as
+its pipe closes: a tap that dies (even by SIGKILL) takes its feeders with it,
+and the broker requeues whatever was not acked.
+"""
+
+import contextlib
+import select
+
+from tracer.amqp_raw import AMQPRawError, TraceConsumer
+from tracer.decoding import decode
+from tracer.times import now_us
+
+# Parent -> feeder
+ACK = "ack"
+CANCEL = "cancel"
+CLOSE = "close"
+# Feeder -> parent
+READY = "ready"
+EVENTS = "events"
+CANCELLED = "cancelled"
+LOST = "lost"
+
+CHUNK = 500  # events per message on the pipe: big enough to be cheap, small for latency
+
+
+def run(conn, url, vhost, name, queue, prefetch, body_limit):
+    """The feeder's main loop (the target of a spawned process)."""
+    consumer = None
+    try:
+        consumer = TraceConsumer(url, vhost=vhost, name=name).connect()
+        consumer.consume(queue, prefetch)
+        conn.send((READY,))
+        _loop(conn, consumer, body_limit)
+    except (AMQPRawError, OSError) as error:
+        with contextlib.suppress(OSError, ValueError):
+            conn.send((LOST, str(error) or type(error).__name__))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass  # the tap is gone
+    finally:
+        if consumer is not None:
+            consumer.close()
+
+
+def _loop(conn, consumer, body_limit):
+    sock = consumer.fileno()
+    pipe = conn.fileno()
+    cancelling = False
+    _forward(conn, consumer.take_buffered(), body_limit)
+    while True:
+        readable, _, _ = select.select([sock, pipe], [], [], 0.05)
+        if pipe in readable or conn.poll():
+            while conn.poll():
+                message = conn.recv()
+                kind = message[0]
+                if kind == ACK:
+                    consumer.ack(message[1])
+                elif kind == CANCEL and not cancelling:
+                    cancelling = True
+                    consumer.cancel()
+                elif kind == CLOSE:
+                    return
+        if sock in readable:
+            _forward(conn, consumer.read(), body_limit)
+        else:
+            consumer.idle()
+        if cancelling and consumer.cancel_ok:
+            conn.send((CANCELLED,))
+            cancelling = False
+            consumer.cancel_ok = False
+
+
+def _forward(conn, deliveries, body_limit):
+    """Stamp, decode and send deliveries to the tap, in chunks."""
+    if not deliveries:
+        return
+    arrival = now_us()
+    events = [
+        (
+            delivery.tag,
+            decode(
+                delivery.routing_key,
+                delivery.headers,
+                delivery.body,
+                arrival,
+                body_limit,
+                tap_redelivered=delivery.redelivered,
+                header_bytes=delivery.raw,
+            ),
+        )
+        for delivery in deliveries
+    ]
+    for start in range(0, len(events), CHUNK):
+        conn.send((EVENTS, events[start : start + CHUNK]))
