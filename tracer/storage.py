@@ -139,8 +139,39 @@ def _db_time(us):
     if us is None:
         return None
     if _is_sqlite():
-        return str(_NAIVE_EPOCH + timedelta(microseconds=us))
+        return _sqlite_time(us)
     return from_us(us)
+
+
+_second_texts = {}
+
+
+def _sqlite_time(us):
+    """str(naive UTC datetime), as Django writes it, without a datetime per call.
+
+    The tap writes tens of thousands of times a second that share a handful of
+    seconds: the "YYYY-MM-DD HH:MM:SS" part is kept per second.
+    """
+    seconds, micro = divmod(us, 1_000_000)
+    prefix = _second_texts.get(seconds)
+    if prefix is None:
+        if len(_second_texts) > 4096:
+            _second_texts.clear()
+        prefix = _second_texts[seconds] = str(_NAIVE_EPOCH + timedelta(seconds=seconds))
+    return f"{prefix}.{micro:06d}" if micro else prefix
+
+
+# The tap's connection writes index pages all over the message table: a page
+# cache far above SQLite's default 2 MB keeps them in memory (bounded: 64 MB).
+WRITER_PRAGMAS = ("PRAGMA cache_size = -65536", "PRAGMA temp_store = MEMORY")
+
+
+def tune_writer_connection(sender=None, connection=None, **_):
+    """connection_created receiver (and direct call): SQLite settings for the tap."""
+    if connection is not None and connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            for pragma in WRITER_PRAGMAS:
+                cursor.execute(pragma)
 
 
 def _chunks(items, size=IN_CHUNK):
@@ -549,11 +580,15 @@ def _message_row(event):
 
 def _insert_messages(cursor, events):
     columns = ", ".join(_q(name) for name in MESSAGE_COLUMNS)
-    marks = ", ".join(["%s"] * len(MESSAGE_COLUMNS))
     if _is_postgres():
-        # psycopg sends text; JSON columns take it through an explicit cast.
-        json_columns = {"routing_keys", "routed_queues", "properties"}
-        marks = ", ".join("%s::jsonb" if name in json_columns else "%s" for name in MESSAGE_COLUMNS)
+        # COPY: one stream for the whole batch, several times faster than INSERTs
+        # (the JSON columns take their text as jsonb input).
+        raw = getattr(cursor, "cursor", cursor)
+        with raw.copy(f"COPY {_table(Message)} ({columns}) FROM STDIN") as copy:
+            for event in events:
+                copy.write_row(_message_row(event))
+        return
+    marks = ", ".join(["%s"] * len(MESSAGE_COLUMNS))
     cursor.executemany(
         f"INSERT INTO {_table(Message)} ({columns}) VALUES ({marks})",  # noqa: S608
         [_message_row(event) for event in events],

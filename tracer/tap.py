@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db.backends.signals import connection_created
 
 from console.brokers import default_broker
 from console.management_api import BrokerError
@@ -113,6 +114,10 @@ class Tap:
     # --- main loop -------------------------------------------------------------
 
     def run(self):
+        # Every connection this process opens writes like the tap: a bigger page cache.
+        connection_created.connect(storage.tune_writer_connection)
+        if connection.connection is not None:
+            storage.tune_writer_connection(connection=connection)
         self._start_session()
         reason = "stopped"
         try:
