@@ -250,7 +250,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             {
                 "type": "rows",
                 "html": self._render(chosen),
-                "ids": [self._row_id(event) for event in chosen],
                 "stamps": [event.get("stamp_us") for event in chosen],
                 "gone": [f"flow-{flow_id}" for flow_id in gone],
                 "handed_us": frame.get("handed_us"),
@@ -272,9 +271,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         while len(self.counted) > COUNTED_FLOWS:
             self.counted.pop(next(iter(self.counted)))
         return novel
-
-    def _row_id(self, event):
-        return f"{'flow' if self.stream == FLOWS else 'msg'}-{event['id']}"
 
     def _render(self, events):
         make_row = rows.flow_row if self.stream == FLOWS else rows.message_row

@@ -1,4 +1,4 @@
-"""Live events (dicts from tracer.live) as rows the live pages render.
+"""Live events (dicts from tracer.live_events) as rows the live pages render.
 
 The same `flow_row`/`message_row` feed the first render, the htmx refresh and
 the WebSocket push, through the same template partials; only figures for
