@@ -81,3 +81,42 @@ def test_it_reports_the_broker_degraded_in_health(viewer_client, sick_broker):
     assert body["status"] == "degraded"
     assert body["broker"]["reachable"] is False
     assert "boom from the broker" in body["broker"]["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_holds_no_worker_past_the_timeout_when_many_ask_at_once(viewer, sick_broker):
+    """Eight pages at once against a management API that never answers in time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+    from django.test import Client
+
+    sick_broker.mode = "slow"
+    paths = ["/", "/queues/", "/exchanges/", "/connections/"] * 2
+    readers = []
+    for _ in paths:
+        reader = Client()
+        reader.force_login(viewer)
+        readers.append(reader)
+
+    def read(pair):
+        reader, path = pair
+        started = time.monotonic()
+        try:
+            response = reader.get(path)
+            return (
+                response.status_code,
+                "banner-error" in response.content.decode(),
+                (time.monotonic() - started),
+            )
+        finally:
+            connections.close_all()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(paths)) as pool:
+        answers = list(pool.map(read, zip(readers, paths, strict=True)))
+    elapsed = time.monotonic() - started
+    assert all(status == 200 and banner for status, banner, _ in answers), answers
+    # Each page makes at most a few calls, each cut at the 1 s timeout.
+    assert max(seconds for _, _, seconds in answers) < 4.5
+    assert elapsed < 5.0
