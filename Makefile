@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/warren
 
-.PHONY: run test demo services venv migrate lint suite pytest-sqlite pytest-postgres bench clean
+.PHONY: run test demo services venv migrate lint suite pytest-sqlite pytest-postgres screenshots bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -61,6 +61,9 @@ suite:
 test:
 	@bash scripts/ensure-services.sh --test
 	@$(MAKE) --no-print-directory venv lint pytest-sqlite pytest-postgres
+
+screenshots: services venv
+	$(PYTEST) tests/live/readme_screenshots.py
 
 bench: services venv
 	$(PY) manage.py bench all

@@ -1,8 +1,7 @@
 """Screenshots for the README: Live flows, Flow timeline, Sequence view and Latency
-under the seed workloads. Run with WARREN_SCREENSHOTS=1 to refresh docs/screenshots/;
-otherwise skipped (it takes about a minute)."""
+under the seed workloads. Not part of the suite (its name is not test_*): `make
+screenshots` runs it to refresh docs/screenshots/ (it takes about a minute)."""
 
-import os
 import secrets
 import shutil
 import threading
@@ -24,9 +23,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("roles"),
-    pytest.mark.skipif(
-        os.environ.get("WARREN_SCREENSHOTS") != "1", reason="WARREN_SCREENSHOTS=1 refreshes them"
-    ),
 ]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
