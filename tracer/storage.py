@@ -584,7 +584,12 @@ def _insert_messages(cursor, events):
         # COPY: one stream for the whole batch, several times faster than INSERTs
         # (the JSON columns take their text as jsonb input).
         raw = getattr(cursor, "cursor", cursor)
-        with raw.copy(f"COPY {_table(Message)} ({columns}) FROM STDIN") as copy:
+        # Through Django's error wrapper: psycopg's own errors (a lock timeout, a
+        # lost connection) must reach the tap as OperationalError to be retried.
+        with (
+            connection.wrap_database_errors,
+            raw.copy(f"COPY {_table(Message)} ({columns}) FROM STDIN") as copy,
+        ):
             for event in events:
                 copy.write_row(_message_row(event))
         return

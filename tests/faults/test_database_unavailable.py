@@ -167,11 +167,17 @@ def test_it_keeps_events_in_the_tap_queue_and_stores_them_all_after_the_outage(
             # The Messages list needs the locked table: the banner, after lock_timeout.
             assert pages["/messages/"][0].status_code == 503
         waited = _waiting_in_tap_queue(scratch_vhost)
-        wait_for(
-            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= before + during,
-            timeout=40,
-            message="every event stored after the outage",
-        )
+        try:
+            wait_for(
+                lambda: Message.objects.filter(vhost=scratch_vhost).count() >= before + during,
+                timeout=40,
+                message="every event stored after the outage",
+            )
+        except AssertionError as error:
+            stored = Message.objects.filter(vhost=scratch_vhost).count()
+            raise AssertionError(
+                f"{error}: {stored} stored; the tap said:\n{tap.output()}"
+            ) from None
         print(
             f"\n{connection.vendor}: {waited} events waited in the tap queue during the lock; "
             + ", ".join(f"{p} {r.status_code} in {t:.2f} s" for p, (r, t) in pages.items())
