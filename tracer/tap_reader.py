@@ -1,10 +1,13 @@
-"""One traced vhost: its bounded tap queue, consumed on a thread of its own.
+"""One traced vhost: its bounded tap queue, read by a feeder process, on a thread of its own.
 
 The reader declares the tap queue (durable, `x-max-length`, `x-overflow:
 drop-head`) bound to `amq.rabbitmq.trace` with `#`, switches tracing on once the
-binding exists, and consumes with a prefetch sized for batching. Each frame is
-stamped on arrival, decoded once and handed to the writer; the writer acks
-(multiple) after its commit, through `ack()`.
+binding exists, and starts a feeder process (tracer/tap_feed.py) that consumes
+the queue with a prefetch sized for batching, stamps each frame on arrival and
+decodes it once. The reader hands the decoded events to the writer in order;
+the writer acks (multiple) after its commit, through `ack()` and the feeder.
+The reader's own pika connection declares, purges and checks; it never
+consumes.
 
 Drops: the tap queue dead-letters what drop-head throws away into a small
 counter queue (`<tap queue>.dropped`, itself bounded). Dead-lettering is not
@@ -200,11 +203,12 @@ class VhostReader(threading.Thread):
                 message = conn.recv()
                 kind = message[0]
                 if kind == tap_feed.EVENTS:
-                    for tag, event in message[1]:
-                        if self._backlog_left > 0:
-                            self._backlog_left -= 1
+                    pairs = message[1]
+                    if self._backlog_left > 0:
+                        for _, event in pairs[: self._backlog_left]:
                             event.backlog = True
-                        put((self, generation, tag, event))
+                        self._backlog_left -= min(self._backlog_left, len(pairs))
+                    put((self, generation, pairs))
                 elif kind == tap_feed.CANCELLED:
                     self.cancelled.set()
                 elif kind == tap_feed.LOST:
