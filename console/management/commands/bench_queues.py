@@ -65,7 +65,7 @@ class Command(BaseCommand):
             raise CommandError("--queues must be 1..50000 and --loads 1..50")
         broker = default_broker()
         client = broker.client(timeout=60)
-        vhost = f"warren-bench-{uuid.uuid4().hex[:8]}"
+        vhost = f"warren-queues-bench-{uuid.uuid4().hex[:8]}"
         try:
             client.create_vhost(vhost, description="Warren bench_queues scratch vhost")
         except BrokerError as error:
