@@ -100,17 +100,42 @@ class ManagementClient:
 
     # --- transport --------------------------------------------------------
 
-    def request(self, method, path, params=None, json=None):
+    def request(self, method, path, params=None, json=None, headers=None):
+        response = self._send(method, path, params=params, json=json, headers=headers)
+        if response.status_code == 204 or not response.content:
+            return None
         try:
-            response = self._http.request(method, path, params=params, json=json)
-        except httpx.TimeoutException:
+            return response.json()
+        except ValueError:
             raise BrokerUnavailable(
-                f"The management API at {self.base_url} did not answer in time."
+                "The management API answered with something that is not JSON."
             ) from None
-        except httpx.HTTPError as error:
-            raise BrokerUnavailable(
-                f"The management API at {self.base_url} cannot be reached: {error}."
-            ) from None
+
+    def _send(self, method, path, params=None, json=None, headers=None):
+        """One HTTP call, its failures mapped to the BrokerError kinds."""
+        # A kept-alive connection the broker closed meanwhile fails on first use;
+        # a GET changes nothing, so it is asked once more on a fresh connection.
+        attempts = 2 if method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                response = self._http.request(
+                    method, path, params=params, json=json, headers=headers
+                )
+                break
+            except httpx.TimeoutException:
+                raise BrokerUnavailable(
+                    f"The management API at {self.base_url} did not answer in time."
+                ) from None
+            except httpx.RemoteProtocolError as error:
+                if attempt + 1 < attempts:
+                    continue
+                raise BrokerUnavailable(
+                    f"The management API at {self.base_url} dropped the connection: {error}."
+                ) from None
+            except httpx.HTTPError as error:
+                raise BrokerUnavailable(
+                    f"The management API at {self.base_url} cannot be reached: {error}."
+                ) from None
         if response.status_code == 401:
             raise BrokerAuthFailed(
                 f"The management API refused user {self.username!r}: {_broker_reason(response)}.",
@@ -131,14 +156,7 @@ class ManagementClient:
                 f"{_broker_reason(response)}.",
                 status=response.status_code,
             )
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise BrokerUnavailable(
-                "The management API answered with something that is not JSON."
-            ) from None
+        return response
 
     def get(self, path, params=None):
         return self.request("GET", path, params=params)
@@ -258,9 +276,6 @@ class ManagementClient:
     def delete_queue(self, vhost, name):
         self.delete(f"queues/{segment(vhost)}/{segment(name)}")
 
-    def purge_queue(self, vhost, name):
-        self.delete(f"queues/{segment(vhost)}/{segment(name)}/contents")
-
     def queue_bindings(self, vhost, name):
         return self.get(f"queues/{segment(vhost)}/{segment(name)}/bindings")
 
@@ -350,7 +365,7 @@ class ManagementClient:
         return self.get(f"connections/{segment(name)}/channels")
 
     def close_connection(self, name, reason="Closed from Warren"):
-        self.request("DELETE", f"connections/{segment(name)}", json=None)
+        self.close_connection_because(name, reason)
 
     def channels_page(self, vhost=None, **paging):
         if vhost:
@@ -399,42 +414,13 @@ class ManagementClient:
     def purge(self, vhost, name):
         """Empty a queue. The broker answers 406 to this call when asked for JSON,
         so it goes out accepting anything."""
-        self._send("DELETE", f"queues/{segment(vhost)}/{segment(name)}/contents", {"Accept": "*/*"})
+        self._send(
+            "DELETE", f"queues/{segment(vhost)}/{segment(name)}/contents", headers={"Accept": "*/*"}
+        )
 
     def close_connection_because(self, name, reason):
         """Close a client connection; the client is told `reason` (X-Reason header)."""
-        self._send("DELETE", f"connections/{segment(name)}", {"X-Reason": reason[:200]})
-
-    def _send(self, method, path, headers):
-        """A bodiless call with extra headers, errors mapped as in request()."""
-        try:
-            response = self._http.request(method, path, headers=headers)
-        except httpx.TimeoutException:
-            raise BrokerUnavailable(
-                f"The management API at {self.base_url} did not answer in time."
-            ) from None
-        except httpx.HTTPError as error:
-            raise BrokerUnavailable(
-                f"The management API at {self.base_url} cannot be reached: {error}."
-            ) from None
-        if response.status_code == 401:
-            raise BrokerAuthFailed(
-                f"The management API refused user {self.username!r}: {_broker_reason(response)}.",
-                status=401,
-            )
-        if response.status_code == 404:
-            raise BrokerNotFound(f"Not found on the broker: {_broker_reason(response)}.", 404)
-        if response.status_code >= 500:
-            raise BrokerUnavailable(
-                f"The management API failed ({response.status_code}): {_broker_reason(response)}.",
-                status=response.status_code,
-            )
-        if response.status_code >= 400:
-            raise BrokerRejected(
-                f"The broker refused the request ({response.status_code}): "
-                f"{_broker_reason(response)}.",
-                status=response.status_code,
-            )
+        self._send("DELETE", f"connections/{segment(name)}", headers={"X-Reason": reason[:200]})
 
     # --- clusters (tracer.cluster) ------------------------------------------
 

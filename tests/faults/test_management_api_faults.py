@@ -120,3 +120,48 @@ def test_it_holds_no_worker_past_the_timeout_when_many_ask_at_once(viewer, sick_
     # Each page makes at most a few calls, each cut at the 1 s timeout.
     assert max(seconds for _, _, seconds in answers) < 4.5
     assert elapsed < 5.0
+
+
+class _DropsFirstRequest(BaseHTTPRequestHandler):
+    """Closes the first connection without an answer, like a broker-side keep-alive timeout."""
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        self.server.requests += 1
+        if self.server.requests == 1:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        body = b'{"rabbitmq_version": "9.9.9"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_it_asks_a_get_again_when_the_connection_was_dropped():
+    from console.management_api import ManagementClient
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DropsFirstRequest)
+    server.requests = 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = ManagementClient(f"http://127.0.0.1:{server.server_port}/", "u", "p", timeout=2)
+        assert client.overview()["rabbitmq_version"] == "9.9.9"
+        assert server.requests == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_it_purges_a_queue_through_the_api(mgmt, scratch_vhost):
+    mgmt.declare_queue(scratch_vhost, "to-purge")
+    mgmt.publish(scratch_vhost, "", "to-purge", "one")
+    mgmt.publish(scratch_vhost, "", "to-purge", "two")
+    mgmt.purge(scratch_vhost, "to-purge")
+    # basic.get through the API answers what is in the queue now, without waiting for stats.
+    assert mgmt.peek(scratch_vhost, "to-purge", count=5) == []
