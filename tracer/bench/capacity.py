@@ -1,0 +1,274 @@
+"""Capacity: how fast the tap drains a pre-filled tap queue into the database.
+
+Real RPC traffic (Fibonacci-shaped calls, four trace events each) runs in a
+scratch vhost with tracing on while no tap reads: its events pile up in the
+tap queue. The broker's own rabbitmq_tracing plugin traces the same vhost at
+the same time (json format, pattern `#`), so it is fed exactly the same events;
+its rate is the lines it writes per second while it still has a backlog.
+Then the tap starts on a fresh database and drains the queue: events stored
+per second, from its first stored event to the last, and the CPU it used.
+"""
+
+import contextlib
+import os
+import threading
+import time
+
+from django.conf import settings
+
+from console.management_api import BrokerError
+from tracer import amqp
+from tracer.bench import common
+from tracer.bench.load import SERVICE_QUEUE, RpcLoad
+from tracer.tap_reader import declare_tap_queue
+
+GOAL_PER_S = 20_000
+PLUGIN_WAIT_S = 60.0
+DRAIN_LIMIT_S = 120.0
+TRACE_DIRECTORY = "/var/tmp/rabbitmq-tracing"  # noqa: S108 - the plugin's default (loopback: same machine)
+
+
+def add_arguments(parser):
+    parser.add_argument("--events", type=int, default=200_000, help="events to pre-fill")
+    parser.add_argument("--database-url", help="tap database (default: a scratch SQLite file)")
+    parser.add_argument(
+        "--profile", action="store_true", help="run the tap under py-spy; print where time goes"
+    )
+
+
+def prepare(config, vhost):
+    connection = amqp.blocking_connection(config.amqp_url(), vhost=vhost, name="warren-bench")
+    try:
+        channel = connection.channel()
+        declare_tap_queue(channel, settings.WARREN_TAP_QUEUE, settings.WARREN_TAP_QUEUE_MAX_LENGTH)
+        channel.queue_declare(SERVICE_QUEUE)
+    finally:
+        connection.close()
+
+
+def queue_depth(config, vhost, name):
+    """Messages in a queue now (a passive declare: exact, unlike the API's samples)."""
+    connection = amqp.blocking_connection(config.amqp_url(), vhost=vhost, name="warren-bench")
+    try:
+        return connection.channel().queue_declare(name, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def steady_depth(config, vhost, name, steady_s=2.0, limit_s=60.0):
+    """The queue's depth once it stopped growing (trace events still in the broker's
+    mailboxes are not counted yet)."""
+    depth, since = queue_depth(config, vhost, name), time.monotonic()
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and time.monotonic() - since < steady_s:
+        time.sleep(0.25)
+        now = queue_depth(config, vhost, name)
+        if now != depth:
+            depth, since = now, time.monotonic()
+    return depth
+
+
+class PluginWatch:
+    """The rabbitmq_tracing log file of one trace: its size over time, in lines."""
+
+    def __init__(self, client, name):
+        self.client = client
+        self.file = f"{name}.log"
+        self.samples = []  # (monotonic s, bytes)
+
+    def size(self):
+        for item in self.client.get("trace-files") or ():
+            if item["name"] == self.file:
+                return int(item.get("size") or 0)
+        return 0
+
+    def sample(self):
+        self.samples.append((time.monotonic(), self.size()))
+        return self.samples[-1][1]
+
+    def start(self):
+        """Sample twice a second on a thread; returns it (call .stop())."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                with contextlib.suppress(Exception):
+                    self.sample()
+                stop.wait(0.5)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.stop = lambda: (stop.set(), thread.join(5))
+        thread.start()
+        return thread
+
+    def bytes_per_line(self):
+        """From the file on disk when readable (same machine), else its first lines."""
+        try:
+            with open(f"{TRACE_DIRECTORY}/{self.file}", "rb") as handle:
+                head = handle.read(4 << 20)
+        except OSError:
+            head = b""
+        lines = head.count(b"\n")
+        if lines:
+            return len(head[: head.rfind(b"\n") + 1]) / lines
+        return None
+
+
+def run(options, out):
+    events = options.get("events") or 200_000
+    calls = max(1, events // common.EVENTS_PER_CALL)
+    report = common.Report("capacity")
+    with common.scratch_vhost() as (vhost, client, config):
+        prepare(config, vhost)
+        trace = vhost  # its file is <vhost>.log, removed with the vhost
+        client.create_trace(vhost, trace)
+        client.set_tracing(vhost, True)
+        watch = PluginWatch(client, trace)
+        out(f"capacity: generating {calls} RPC calls ({calls * 4} events) in {vhost}")
+        load = RpcLoad(
+            config.amqp_url(), vhost, servers=2, clients=4, in_flight=250, limit=calls, prefetch=500
+        )
+        sampler = watch.start()
+        started = time.monotonic()
+        load.run(seconds=240)
+        generated_s = time.monotonic() - started
+        client.set_tracing(vhost, False)
+        emitted = steady_depth(config, vhost, settings.WARREN_TAP_QUEUE)
+        out(f"capacity: {load.calls} calls in {generated_s:.1f} s; tap queue holds {emitted}")
+        # The plugin: until its file holds every event (bounded).
+        deadline = time.monotonic() + PLUGIN_WAIT_S
+        while time.monotonic() < deadline:
+            per_line = watch.bytes_per_line()
+            if per_line and watch.samples and watch.samples[-1][1] / per_line >= emitted * 0.999:
+                break
+            time.sleep(0.5)
+        sampler.stop()
+        per_line = watch.bytes_per_line()
+        plugin_rate, plugin_lines = _plugin_rate(watch, per_line)
+        lag_at_end = _lines_at(watch, started + generated_s, per_line)
+        with contextlib.suppress(BrokerError):  # a broker restart ends traces anyway
+            client.delete_trace(vhost, trace)
+
+        # Warren's tap on a fresh database.
+        with common.scratch_database(options.get("database_url")) as url:
+            rate, stored, cpu_us, elapsed = _drain(
+                vhost, url, emitted, out, profile=options.get("profile")
+            )
+    report.add(
+        "events stored per second",
+        f">= {GOAL_PER_S:,} and > plugin",
+        f"{rate:,.0f}",
+        f"plugin {plugin_rate:,.0f} lines/s" if plugin_rate else "plugin: no lines",
+        ok=rate >= GOAL_PER_S and rate > (plugin_rate or 0),
+    )
+    report.add(
+        "events pre-filled (tap queue)", "", f"{emitted:,}", f"plugin wrote {plugin_lines:,}"
+    )
+    report.add("events stored", "= pre-filled", f"{stored:,}", ok=stored == emitted)
+    report.add("tap CPU per event (all its processes)", "", f"{cpu_us:.1f} µs")
+    report.add("drain time", "", f"{elapsed:.1f} s")
+    report.note(
+        f"generation: {load.calls:,} calls ({emitted / generated_s:,.0f} events/s) in "
+        f"{generated_s:.1f} s; the plugin had written {lag_at_end:,} lines when it ended"
+        + (
+            " (it kept up: its rate is bounded by the load's)"
+            if lag_at_end >= emitted * 0.95
+            else ""
+        )
+    )
+    report.note(
+        "tap database: " + ("scratch SQLite" if not options.get("database_url") else "given")
+    )
+    return report
+
+
+def _lines_at(watch, moment, per_line):
+    """Lines the plugin had written by `moment` (the last sample before it)."""
+    if not per_line:
+        return 0
+    before = [size for at, size in watch.samples if at <= moment]
+    return int(before[-1] / per_line) if before else 0
+
+
+def _plugin_rate(watch, per_line):
+    """Lines/s from its first written line to its last."""
+    samples = watch.samples
+    if not per_line or len(samples) < 2:
+        return 0.0, 0
+    total_lines = int(samples[-1][1] / per_line)
+    growing = [
+        (earlier, later)
+        for earlier, later in zip(samples, samples[1:], strict=False)
+        if later[1] > earlier[1]
+    ]
+    if not growing:
+        return 0.0, total_lines
+    first, last = growing[0][0], growing[-1][1]
+    seconds = last[0] - first[0]
+    lines = (last[1] - first[1]) / per_line
+    return (lines / seconds if seconds > 0 else 0.0), total_lines
+
+
+def _drain(vhost, url, expected, out, profile=False):
+    counter = common.MessageCounter(url)
+    beam = broker_pid()
+    tap = common.TapProcess(vhost, url, profile=profile).start()
+    try:
+        first = None
+        stored = 0
+        deadline = time.monotonic() + DRAIN_LIMIT_S
+        peak = [0.0, 0.0]
+        while time.monotonic() < deadline and tap.alive():
+            stored = counter.count(vhost)
+            peak = [
+                max(peak[0], common.rss_mb(tap.pid)),
+                max(peak[1], common.rss_mb(tap.pid, False)),
+            ]
+            now = time.monotonic()
+            if stored and first is None:
+                first = (now, stored, common.cpu_seconds(tap.pid), cpu_split(tap.pid),
+                         common.cpu_seconds(beam, children=False) if beam else 0.0)  # fmt: skip
+            if stored >= expected:
+                break
+            time.sleep(0.05)
+        finished = time.monotonic()
+        cpu = common.cpu_seconds(tap.pid)
+        split = cpu_split(tap.pid)
+        beam_cpu = common.cpu_seconds(beam, children=False) if beam else 0.0
+        if not tap.alive():
+            out("capacity: the tap exited:\n" + tap.output())
+    finally:
+        tap.stop()
+        counter.close()
+    if profile:
+        out(tap.profile_summary())
+    if first is None:
+        return 0.0, stored, 0.0, 0.0
+    elapsed = finished - first[0]
+    rate = (stored - first[1]) / elapsed if elapsed > 0 else 0.0
+    count = max(stored - first[1], 1)
+    cpu_us = (cpu - first[2]) / count * 1e6
+    writer_us = (split[0] - first[3][0]) / count * 1e6
+    broker_us = (beam_cpu - first[4]) / count * 1e6
+    out(
+        f"capacity: CPU per event: {writer_us:.1f} µs tap writer process, "
+        f"{cpu_us - writer_us:.1f} µs feeder, {broker_us:.1f} µs broker; "
+        f"elapsed {elapsed:.1f} s; peak RSS {peak[0]:.0f} MB ({peak[1]:.0f} MB writer)"
+    )
+    return rate, stored, cpu_us, elapsed
+
+
+def broker_pid():
+    """The local broker's Erlang VM, for its CPU figures (None if not found)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if open(f"/proc/{entry}/comm").read().strip() == "beam.smp":  # noqa: SIM115
+                    return int(entry)
+    return None
+
+
+def cpu_split(pid):
+    """(CPU of the tap's own process, CPU of its children)."""
+    own = common.cpu_seconds(pid, children=False)
+    return own, common.cpu_seconds(pid) - own
