@@ -163,11 +163,11 @@ def _sqlite_time(us):
 
 
 # The tap's connection writes index pages all over the message table: a page
-# cache far above SQLite's default 2 MB keeps them in memory (bounded: 64 MB),
+# cache far above SQLite's default 2 MB keeps them in memory (bounded: 16 MB),
 # and the write-ahead log is folded back (with an fsync) every 64 MB rather than
 # every 4 MB, not after nearly every big batch.
 WRITER_PRAGMAS = (
-    "PRAGMA cache_size = -65536",
+    "PRAGMA cache_size = -16384",
     "PRAGMA temp_store = MEMORY",
     "PRAGMA wal_autocheckpoint = 16384",
 )
@@ -317,9 +317,17 @@ def _stored_event(row):
     )
 
 
+def _column(name, is_time):
+    """A column to select; on SQLite a time comes as its stored text (CAST): the
+    driver's datetime converter per value costs more than _us_from_db reading it."""
+    if is_time and _is_sqlite():
+        return f"CAST({_q(name)} AS TEXT)"
+    return _q(name)
+
+
 def _select(cursor, where, params):
     """Pairing columns of messages, with plain SQL: no ORM object, no converters."""
-    columns = ", ".join(_q(name) for name in _PAIRING_FIELDS)
+    columns = ", ".join(_column(name, name == "captured_at") for name in _PAIRING_FIELDS)
     cursor.execute(f"SELECT {columns} FROM {_table(Message)} WHERE {where}", params)  # noqa: S608
     return [_stored_event(row) for row in cursor.fetchall()]
 
@@ -415,7 +423,7 @@ def _flow_row(flow):
 
 def _existing_flows(cursor, ids):
     existing = {}
-    columns = ", ".join(_q(name) for name in ("id", *FLOW_COLUMNS))
+    columns = ", ".join(_column(name, name in _FLOW_TIMES) for name in ("id", *FLOW_COLUMNS))
     names = ("id", *FLOW_COLUMNS)
     for chunk in _chunks(ids):
         cursor.execute(

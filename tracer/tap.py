@@ -55,9 +55,9 @@ class TapConfig:
     # Big batches: at high rates a call's four events (spread over the calls in
     # flight) mostly meet in one batch, which pairs them in memory; measured
     # with `manage.py bench capacity`.
-    batch_size: int = 10000
+    batch_size: int = 8000
     batch_ms: float = 100.0
-    prefetch: int = 20000
+    prefetch: int = 16000
     crash_after_batches: int = 0  # fault injection for tests: exit before acking
 
     @classmethod

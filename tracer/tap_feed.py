@@ -15,12 +15,16 @@ and the broker requeues whatever was not acked.
 
 import contextlib
 import select
+import signal
+import sys
+from multiprocessing.connection import Connection
 
 from tracer.amqp_raw import AMQPRawError, TraceConsumer
 from tracer.decoding import decode
 from tracer.times import now_us
 
 # Parent -> feeder
+CONFIG = "config"  # first message: where to read (credentials never on the command line)
 ACK = "ack"
 CANCEL = "cancel"
 CLOSE = "close"
@@ -31,6 +35,21 @@ CANCELLED = "cancelled"
 LOST = "lost"
 
 CHUNK = 500  # events per message on the pipe: big enough to be cheap, small for latency
+
+
+def main():
+    """`python -m tracer.tap_feed FD`: FD is the tap's end of a socket pair."""
+    # The tap decides when its feeder stops (after its last acks): Ctrl-C or a
+    # SIGTERM sent to the whole process group must not end this process first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = Connection(int(sys.argv[1]))
+    try:
+        kind, config = conn.recv()
+    except (EOFError, OSError):
+        return
+    if kind == CONFIG:
+        run(conn, **config)
 
 
 def run(conn, url, vhost, name, queue, prefetch, body_limit):
@@ -101,3 +120,7 @@ def _forward(conn, deliveries, body_limit):
     ]
     for start in range(0, len(events), CHUNK):
         conn.send((EVENTS, events[start : start + CHUNK]))
+
+
+if __name__ == "__main__":
+    main()

@@ -17,10 +17,13 @@ how many events were lost — up to that queue's bound while the tap is away.
 
 import contextlib
 import logging
-import multiprocessing
 import socket
+import subprocess
+import sys
 import threading
 import time
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 from console.management_api import BrokerError
 from tracer import amqp, amqp_raw, cluster, tap_feed
@@ -37,6 +40,7 @@ RETIRE_GRACE_S = 5.0
 CANCEL_WAIT_S = 5.0
 FEEDER_START_S = 20.0
 FEEDER_STOP_S = 3.0
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def declare_tap_queue(channel, queue_name, max_length):
@@ -262,21 +266,39 @@ class VhostReader(threading.Thread):
 
 
 class Feeder:
-    """The feeder process of one connection (tracer/tap_feed.py) and its pipe."""
+    """The feeder process of one connection (tracer/tap_feed.py) and its pipe.
+
+    A plain subprocess on one end of a socket pair (multiprocessing's spawn would
+    add a resource-tracker process and its memory for nothing); it learns where
+    to read from its first message, so no credential shows on a command line.
+    """
 
     def __init__(self, config, vhost, name, queue_name):
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe(duplex=True)
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tracer.tap_feed", str(theirs.fileno())],
+                cwd=PROJECT_ROOT,
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
         self._lock = threading.Lock()
-        self.process = context.Process(
-            target=tap_feed.run,
-            args=(child, config.amqp_url, vhost, name, queue_name, config.prefetch),
-            kwargs={"body_limit": config.body_limit},
-            name=f"tap-feeder {vhost}",
-            daemon=True,
+        self.send(
+            (
+                tap_feed.CONFIG,
+                {
+                    "url": config.amqp_url,
+                    "vhost": vhost,
+                    "name": name,
+                    "queue": queue_name,
+                    "prefetch": config.prefetch,
+                    "body_limit": config.body_limit,
+                },
+            )
         )
-        self.process.start()
-        child.close()
         try:
             if not self.conn.poll(FEEDER_START_S):
                 raise amqp_raw.AMQPRawError("the tap's feeder process did not start in time")
@@ -297,9 +319,10 @@ class Feeder:
 
     def close(self):
         self.send((tap_feed.CLOSE,))
-        self.process.join(FEEDER_STOP_S)
-        if self.process.is_alive():
+        try:
+            self.process.wait(FEEDER_STOP_S)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join(FEEDER_STOP_S)
+            self.process.wait(FEEDER_STOP_S)
         with contextlib.suppress(OSError):
             self.conn.close()
