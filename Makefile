@@ -67,6 +67,9 @@ screenshots: services venv
 
 bench: services venv
 	$(PY) manage.py bench all
+	$(PY) manage.py bench_queues
+	$(PY) manage.py bench_live
+	$(PY) manage.py bench_load
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
