@@ -35,7 +35,7 @@ lint: venv
 
 # Most tests wait on the broker, so they run in parallel workers (each with its
 # own test database and scratch vhosts); the `serial` ones run alone afterwards.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
 
 define run_suite
