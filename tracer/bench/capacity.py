@@ -101,6 +101,15 @@ class PluginWatch:
         thread.start()
         return thread
 
+    def lines(self):
+        """Lines in the file now, counted on disk (same machine), else estimated."""
+        try:
+            with open(f"{TRACE_DIRECTORY}/{self.file}", "rb") as handle:
+                return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        except OSError:
+            per_line = self.bytes_per_line()
+            return int(self.size() / per_line) if per_line else 0
+
     def bytes_per_line(self):
         """From the file on disk when readable (same machine), else its first lines."""
         try:

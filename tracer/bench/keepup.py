@@ -112,11 +112,13 @@ class TappedRun:
         return value
 
     def _delivered(self):
-        channels = self.client.get(
-            f"vhosts/{quote(self.vhost, safe='')}/channels", {"columns": "message_stats"}
-        )
+        channels = self.client.get(f"vhosts/{quote(self.vhost, safe='')}/channels") or []
+        if isinstance(channels, dict):  # a paged answer
+            channels = channels.get("items") or []
         return sum(
-            (channel.get("message_stats") or {}).get("deliver_get", 0) for channel in channels or ()
+            (channel.get("message_stats") or {}).get("deliver_get", 0)
+            for channel in channels
+            if isinstance(channel, dict)
         )
 
     def stored_when_steady(self, expected, limit_s=30.0):
