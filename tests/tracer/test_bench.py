@@ -1,0 +1,45 @@
+"""The benchmark helpers that can be checked without running a benchmark."""
+
+import pytest
+
+from tracer.bench import common, queries
+from tracer.models import Flow, Message
+
+
+def test_it_renders_a_table_with_goals_and_verdicts():
+    report = common.Report("capacity")
+    report.add("events stored per second", ">= 20,000", "21,000", "plugin 7,000", ok=True)
+    report.add("drain", "<= 2 s", "3.1 s", ok=False)
+    report.add("calls per second", "", "1,200")
+    report.note("a note")
+    text = report.render()
+    lines = text.splitlines()
+    assert lines[0].startswith("== capacity ==  (load average ")
+    assert "figure" in lines[1] and "side by side" in lines[1]
+    assert "21,000" in lines[3] and "plugin 7,000" in lines[3] and lines[3].rstrip().endswith("ok")
+    assert lines[4].rstrip().endswith("MISSED")
+    assert not lines[5].rstrip().endswith(("ok", "MISSED"))
+    assert lines[-1] == "  note: a note"
+
+
+def test_it_takes_percentiles_of_samples():
+    samples = list(range(1, 101))
+    assert common.percentile(samples, 0.5) in (50, 51)
+    assert common.percentile(samples, 0.99) == 99
+    assert common.percentile([7], 0.99) == 7
+    assert common.percentile([], 0.5) is None
+
+
+@pytest.mark.django_db
+def test_it_generates_query_data_through_the_storage_path():
+    end_us = 1_700_000_000 * 1_000_000
+    events, flows = queries.generate(40, end_us)
+    assert events == 40 * queries.EVENTS_PER_UNIT
+    assert flows == 40
+    assert Message.objects.count() == events
+    statuses = set(Flow.objects.values_list("status", flat=True))
+    assert statuses == {"complete"}
+    flow = Flow.objects.get(correlation_id=f"{3:032x}")
+    assert flow.service == "svc-03"
+    assert flow.end_to_end_ms is not None and flow.end_to_end_ms > flow.latency_ms
+    assert Message.objects.filter(flow_id=flow.id).count() == 4
