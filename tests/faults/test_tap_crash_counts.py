@@ -20,9 +20,12 @@ CALLS = 30
 def test_it_counts_no_call_twice_after_a_crash_before_the_ack(scratch_vhost, viewer_client):
     crashing = TapProcess(scratch_vhost, args=["--crash-after-batches", "2", "--batch-size", "20"])
     crashing.start()
-    ids = sequential_calls(scratch_vhost, CALLS)
-    crashing.process.wait(30)
-    assert crashing.stop() == 70  # died after committing a batch it never acked
+    try:
+        ids = sequential_calls(scratch_vhost, CALLS)
+        crashing.process.wait(40)
+    finally:
+        exit_code = crashing.stop()  # kills it if it is still there: no tap outlives the test
+    assert exit_code == 70  # died after committing a batch it never acked
     stored_before = Message.objects.filter(vhost=scratch_vhost).count()
     assert 0 < stored_before < 4 * CALLS
     with TapProcess(scratch_vhost):
