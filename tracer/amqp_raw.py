@@ -256,6 +256,7 @@ class TraceConsumer:
         self._last_received = 0.0
         self.is_open = False
         self.cancel_ok = False
+        self.received_us = 0
 
     # --- sending ---
 
@@ -431,6 +432,9 @@ class TraceConsumer:
         if not chunk:
             self.is_open = False
             raise AMQPRawError("the broker closed the connection")
+        # When these bytes arrived (µs since the epoch): before parsing, which can
+        # take a while for a full buffer.
+        self.received_us = time.time_ns() // 1000
         self._last_received = time.monotonic()
         return self._parse(self._leftover + chunk if self._leftover else chunk)
 
