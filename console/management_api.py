@@ -279,16 +279,18 @@ class ManagementClient:
     def queue_bindings(self, vhost, name):
         return self.get(f"queues/{segment(vhost)}/{segment(name)}/bindings")
 
-    def peek(self, vhost, name, count=10, truncate=50000):
+    def peek(self, vhost, name, count=10, truncate=50000, encoding="auto"):
         """The first messages of a queue, requeued (which marks them redelivered)."""
+        return self._get_messages(vhost, name, count, "ack_requeue_true", encoding, truncate)
+
+    def take(self, vhost, name, count=1, truncate=50000):
+        """The first messages of a queue, removed from it; payloads in base64."""
+        return self._get_messages(vhost, name, count, "ack_requeue_false", "base64", truncate)
+
+    def _get_messages(self, vhost, name, count, ackmode, encoding, truncate):
         return self.post(
             f"queues/{segment(vhost)}/{segment(name)}/get",
-            {
-                "count": count,
-                "ackmode": "ack_requeue_true",
-                "encoding": "auto",
-                "truncate": truncate,
-            },
+            {"count": count, "ackmode": ackmode, "encoding": encoding, "truncate": truncate},
         )
 
     # --- exchanges and bindings ---------------------------------------------

@@ -200,7 +200,10 @@ class Tap:
                 continue
             events.extend([event for _, event in pairs])
             key = (reader, generation)
-            highest[key] = max(highest.get(key, 0), pairs[-1][0])
+            if generation is None:
+                highest[key] = None  # rescued through the management API: nothing to ack
+            else:
+                highest[key] = max(highest.get(key, 0), pairs[-1][0])
         if not events:
             return
         first_arrival = min(event.captured_us for event in events)

@@ -58,14 +58,15 @@ def main():
 def run(conn, url, vhost, name, queue, prefetch, body_limit):
     """The feeder's main loop (the target of a spawned process)."""
     consumer = None
+    tags = Tags()
     try:
         consumer = TraceConsumer(url, vhost=vhost, name=name).connect()
         consumer.consume(queue, prefetch)
         conn.send((READY,))
-        _loop(conn, consumer, body_limit)
+        _loop(conn, consumer, body_limit, tags)
     except (AMQPRawError, OSError) as error:
         with contextlib.suppress(OSError, ValueError):
-            conn.send((LOST, str(error) or type(error).__name__))
+            conn.send((LOST, str(error) or type(error).__name__, tags.unacked))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass  # the tap is gone
     finally:
@@ -73,11 +74,28 @@ def run(conn, url, vhost, name, queue, prefetch, body_limit):
             consumer.close()
 
 
-def _loop(conn, consumer, body_limit):
+class Tags:
+    """The highest delivery tag read and acked: how many deliveries a lost
+    connection left unacked (they come back first, in order, on the next one)."""
+
+    __slots__ = ("delivered", "acked")
+
+    def __init__(self):
+        self.delivered = 0
+        self.acked = 0
+
+    @property
+    def unacked(self):
+        return max(0, self.delivered - self.acked)
+
+
+def _loop(conn, consumer, body_limit, tags):
     sock = consumer.fileno()
     pipe = conn.fileno()
     cancelling = False
     pending = _decoded(consumer.take_buffered(), now_us(), body_limit)
+    if pending:
+        tags.delivered = pending[-1][0]
     first_at = time.monotonic()
     while True:
         wait = IDLE_WAIT_S if not pending else max(0.0, FLUSH_S - (time.monotonic() - first_at))
@@ -88,6 +106,7 @@ def _loop(conn, consumer, body_limit):
                 kind = message[0]
                 if kind == ACK:
                     consumer.ack(message[1])
+                    tags.acked = max(tags.acked, message[1])
                 elif kind == CANCEL and not cancelling:
                     cancelling = True
                     consumer.cancel()
@@ -96,6 +115,7 @@ def _loop(conn, consumer, body_limit):
         if sock in readable:
             events = _decoded(consumer.read(), consumer.received_us, body_limit)
             if events:
+                tags.delivered = max(tags.delivered, events[-1][0])
                 if not pending:
                     first_at = time.monotonic()
                 pending.extend(events)

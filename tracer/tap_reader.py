@@ -9,6 +9,13 @@ the writer acks (multiple) after its commit, through `ack()` and the feeder.
 The reader's own pika connection declares, purges and checks; it never
 consumes.
 
+A trace message the broker cannot deliver (its routing key too long for
+AMQP, see tracer/rescue.py) closes the feeder's connection with 541: the
+reader then takes it from the head of the queue through the management API.
+It is only at the head once the deliveries that were unacked when the
+connection closed (they come back first) are acked, so the next connection
+asks for exactly those before the reader looks again.
+
 Drops: the tap queue dead-letters what drop-head throws away into a small
 counter queue (`<tap queue>.dropped`, itself bounded). Dead-lettering is not
 traced and purge answers with a count, so a purge every second tells exactly
@@ -26,7 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from console.management_api import BrokerError
-from tracer import amqp, amqp_raw, cluster, tap_feed
+from tracer import amqp, amqp_raw, cluster, rescue, tap_feed
 from tracer.times import now_us
 
 log = logging.getLogger("tracer.tap")
@@ -67,6 +74,18 @@ def declare_tap_queue(channel, queue_name, max_length):
     return declared
 
 
+class ConnectionLost(amqp_raw.AMQPRawError):
+    """The feeder's connection ended, leaving `unacked` deliveries to come back first."""
+
+    def __init__(self, reason, unacked=0):
+        super().__init__(reason)
+        self.unacked = unacked
+
+    @property
+    def broker_failed_to_deliver(self):
+        return "541" in str(self)
+
+
 class Control:
     """A reader's news for the writer, queued in order with its events."""
 
@@ -104,6 +123,10 @@ class VhostReader(threading.Thread):
         self._down_since = None
         self._tracing_checked = 0.0
         self._tracing_seen_on = None
+        self._careful_prefetch = None  # after a 541: ask for the unacked ones only
+        self._careful_passed = False  # ...and they went by without another 541
+        self._rescue_committed = threading.Event()
+        self.rescued = 0
 
     # --- thread ------------------------------------------------------------
 
@@ -113,8 +136,14 @@ class VhostReader(threading.Thread):
             try:
                 self._session()
                 attempt = 0
+                if self._careful_passed:
+                    self._careful_prefetch, self._careful_passed = None, False
+                    self._close()
+                    continue  # at once, with the full prefetch
             except (amqp.AMQPError, amqp_raw.AMQPRawError, OSError, BrokerError) as error:
                 self._lost(error)
+                if isinstance(error, ConnectionLost) and error.broker_failed_to_deliver:
+                    self._unjam(error.unacked)
             except Exception as error:  # keep reading whatever a bug throws
                 log.exception("tap reader for vhost %r failed", self.vhost)
                 self._lost(error)
@@ -161,7 +190,8 @@ class VhostReader(threading.Thread):
         self.depth = declared.method.message_count
         self._backlog_left = 0 if self.vhost in self.tap.shared_vhosts else self.depth
         dropped = self._purge_dropped()
-        self._feeder = Feeder(config, self.vhost, name, self.queue_name)
+        prefetch = self._careful_prefetch or config.prefetch
+        self._feeder = Feeder(config, self.vhost, name, self.queue_name, prefetch)
         self.generation += 1
         self.connected = True
         self.problem = ""
@@ -184,6 +214,8 @@ class VhostReader(threading.Thread):
             if waited > CANCEL_WAIT_S and not self.cancelled.is_set():
                 self.cancelled.set()  # the feeder did not confirm: stop waiting for it
             if self.cancelled.is_set() and self.tap.finished.is_set():
+                return
+            if self._careful_passed:
                 return
             # Retired (its vhost is gone): stay a moment for the last acks, then go.
             retired = cancelled_at is not None and not self.tap.stopping.is_set()
@@ -216,7 +248,7 @@ class VhostReader(threading.Thread):
                 elif kind == tap_feed.CANCELLED:
                     self.cancelled.set()
                 elif kind == tap_feed.LOST:
-                    raise amqp_raw.AMQPRawError(message[1])
+                    raise ConnectionLost(*message[1:])
         except (EOFError, OSError) as error:
             raise amqp_raw.AMQPRawError(f"the tap's feeder process ended: {error}") from None
 
@@ -226,6 +258,40 @@ class VhostReader(threading.Thread):
         if dropped:
             self.tap.inbox.put(Control("dropped", self, dropped=dropped, depth=self.depth))
         self._ensure_tracing()
+
+    def _unjam(self, unacked):
+        """After a 541: store and remove the head of the tap queue if it cannot be delivered."""
+        try:
+            taken = rescue.rescue_head(
+                self.tap.management(),
+                self.vhost,
+                self.queue_name,
+                self.tap.config.body_limit,
+                self._store_rescued,
+                now_us,
+            )
+        except (BrokerError, amqp_raw.AMQPRawError) as error:
+            self.problem = f"vhost {self.vhost!r}: cannot take an undeliverable message: {error}"
+            return
+        if taken:
+            self.rescued += taken
+            self._careful_prefetch = None
+            log.warning(
+                "vhost %r: took a trace message the broker cannot deliver (a routing key "
+                "over 255 bytes) from the tap queue through the management API",
+                self.vhost,
+            )
+        else:
+            # The message the broker choked on waits behind the unacked deliveries.
+            self._careful_prefetch = max(1, unacked)
+
+    def _store_rescued(self, event):
+        """Hand one event to the writer and wait for its commit."""
+        self._rescue_committed.clear()
+        self.tap.inbox.put((self, None, [(None, event)]))
+        while not self._rescue_committed.wait(0.5):
+            if self.tap.stopping.is_set():
+                raise amqp_raw.AMQPRawError("the tap stopped before storing a rescued event")
 
     def _purge_dropped(self):
         count = self._channel.queue_purge(self.dropped_queue).method.message_count
@@ -258,10 +324,18 @@ class VhostReader(threading.Thread):
     # --- called from the writer thread -----------------------------------------
 
     def ack(self, generation, tag, on_done):
-        """Ack everything up to `tag` (after the commit), through the feeder."""
+        """Ack everything up to `tag` (after the commit), through the feeder.
+
+        Generation None: a rescued event (not a delivery) is committed."""
+        if generation is None:
+            self._rescue_committed.set()
+            on_done()
+            return
         feeder = self._feeder
         if feeder is not None and generation == self.generation:
             feeder.send((tap_feed.ACK, tag))  # a lost ack: the events come back as duplicates
+            if self._careful_prefetch and tag > self._careful_prefetch:
+                self._careful_passed = True  # no 541 this time: back to the full prefetch
         on_done()
 
 
@@ -273,7 +347,7 @@ class Feeder:
     to read from its first message, so no credential shows on a command line.
     """
 
-    def __init__(self, config, vhost, name, queue_name):
+    def __init__(self, config, vhost, name, queue_name, prefetch):
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
@@ -294,7 +368,7 @@ class Feeder:
                     "vhost": vhost,
                     "name": name,
                     "queue": queue_name,
-                    "prefetch": config.prefetch,
+                    "prefetch": prefetch,
                     "body_limit": config.body_limit,
                 },
             )
