@@ -18,6 +18,7 @@ from tracer.masking import mask_body, masked_names
 from tracer.models import Flow, Message
 
 MAX_ITEMS = 100_000
+MAX_ID = (1 << 63) - 1  # the largest id a database column holds
 MAX_PEEK = 1000
 FILTER_FIELDS = (
     "vhost",
@@ -92,8 +93,8 @@ def _ids(values, what):
             number = int(value)
         except (TypeError, ValueError):
             raise SelectionError(f"{what} must be whole numbers, not {value!r}.") from None
-        if number <= 0:
-            raise SelectionError(f"{what} must be positive, not {number}.")
+        if not 0 < number <= MAX_ID:
+            raise SelectionError(f"{what} must be between 1 and {MAX_ID}, not {number}.")
         ids.append(number)
     if len(ids) > MAX_ITEMS:
         raise SelectionError(f"At most {MAX_ITEMS:,} {what.lower()} at once.")

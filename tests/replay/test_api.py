@@ -46,6 +46,8 @@ def test_it_refuses_a_viewer_and_audits_the_attempt(viewer_client, broker):
         ({}, "exactly one of message_ids"),
         ({"message_ids": []}, "non-empty list"),
         ({"message_ids": ["x"]}, "whole numbers"),
+        ({"message_ids": [0]}, "between 1 and 9223372036854775807"),
+        ({"flow_ids": [1 << 63]}, "between 1 and 9223372036854775807"),
         ({"message_ids": [1], "flow_ids": [1]}, "exactly one of"),
         ({"message_ids": [1], "rate_per_s": 0}, "'rate_per_s' must be more than 0"),
         ({"message_ids": [1], "body_base64": "***"}, "not valid base64"),
