@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from console.brokers import default_broker
+from tests.sick_management import sick_broker  # noqa: F401 - a fixture for every test
 
 # Tests that restart a broker, start their own cluster, or assert on timing run
 # alone after the parallel run (`make test` runs `-m serial` without workers):

@@ -1,9 +1,7 @@
 """A broker that is down, failing, slow or lying: every console page answers 200 with a
 clear banner, promptly; actions report the failure; nothing is a 500."""
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.urls import reverse
@@ -21,45 +19,6 @@ PAGES = [
     ("channels", []),
     ("vhosts", []),
 ]
-
-
-class _Sick(BaseHTTPRequestHandler):
-    def _answer(self):
-        mode = self.server.mode
-        if mode == "slow":
-            time.sleep(2.5)
-        body, status = {
-            "500": (b'{"error":"internal","reason":"boom from the broker"}', 500),
-            "503": (b'{"error":"unavailable","reason":"node is booting"}', 503),
-            "html": (b"<html>proxy error</html>", 200),
-            "slow": (b"{}", 200),
-        }[mode]
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    do_GET = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 - the http.server API
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def sick_broker(settings):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sick)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.WARREN_MANAGEMENT_URL = f"http://127.0.0.1:{server.server_port}/"
-    settings.WARREN_MANAGEMENT_TIMEOUT = 1.0
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.mark.parametrize(

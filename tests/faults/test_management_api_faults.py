@@ -12,47 +12,6 @@ import pytest
 from django.urls import reverse
 
 
-class _SickBroker(BaseHTTPRequestHandler):
-    mode = "500"
-
-    def do_GET(self):  # noqa: N802 - the http.server API
-        if self.server.mode == "slow":
-            time.sleep(3)
-        if self.server.mode == "html":
-            body = b"<html>proxy error</html>"
-            status = 200
-        elif self.server.mode == "503":
-            body = b'{"error":"unavailable","reason":"node is booting"}'
-            status = 503
-        else:
-            body = b'{"error":"internal","reason":"boom from the broker"}'
-            status = 500
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def sick_broker(settings):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SickBroker)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.WARREN_MANAGEMENT_URL = f"http://127.0.0.1:{server.server_port}/"
-    settings.WARREN_MANAGEMENT_TIMEOUT = 1.0
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize(
     ("mode", "words"),
     [
