@@ -39,7 +39,7 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 DIRECT_REPLY_TO_PREFIX = DIRECT_REPLY_TO + "."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """One captured publish or delivery, as pairing needs it."""
 
@@ -58,7 +58,7 @@ class Event:
     flow_id: int | None = None  # as stored; None for a new event
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Flow:
     id: int
     vhost: str

@@ -7,6 +7,10 @@ the same time (json format, pattern `#`), so it is fed exactly the same events;
 its rate is the lines it writes per second while it still has a backlog.
 Then the tap starts on a fresh database and drains the queue: events stored
 per second, from its first stored event to the last, and the CPU it used.
+
+A third queue on the trace exchange gets the same events; at the end a bare
+pika consumer that only reads each trace message's headers drains it: the
+machine's own yardstick for what one Python core can take off the broker.
 """
 
 import contextlib
@@ -25,6 +29,9 @@ from tracer.tap_reader import declare_tap_queue
 GOAL_PER_S = 20_000
 PLUGIN_WAIT_S = 60.0
 DRAIN_LIMIT_S = 120.0
+BARE_QUEUE = "warren.bench.bare-pika"
+BARE_PREFETCH = 2000
+BARE_ACK_EVERY = 500
 TRACE_DIRECTORY = "/var/tmp/rabbitmq-tracing"  # noqa: S108 - the plugin's default (loopback: same machine)
 
 
@@ -41,6 +48,8 @@ def prepare(config, vhost):
     try:
         channel = connection.channel()
         declare_tap_queue(channel, settings.WARREN_TAP_QUEUE, settings.WARREN_TAP_QUEUE_MAX_LENGTH)
+        channel.queue_declare(BARE_QUEUE)
+        channel.queue_bind(BARE_QUEUE, "amq.rabbitmq.trace", "#")
         channel.queue_declare(SERVICE_QUEUE)
     finally:
         connection.close()
@@ -163,6 +172,8 @@ def run(options, out):
             rate, stored, cpu_us, elapsed = _drain(
                 vhost, url, emitted, out, profile=options.get("profile")
             )
+        bare_rate, bare_cpu_us, bare_count = bare_pika_drain(config, vhost, emitted)
+        out(f"capacity: bare pika consumer: {bare_count:,} events, {bare_cpu_us:.1f} µs CPU each")
     report.add(
         "events stored per second",
         f">= {GOAL_PER_S:,} and > plugin",
@@ -174,6 +185,12 @@ def run(options, out):
         "events pre-filled (tap queue)", "", f"{emitted:,}", f"plugin wrote {plugin_lines:,}"
     )
     report.add("events stored", "= pre-filled", f"{stored:,}", ok=stored == emitted)
+    report.add(
+        "bare pika consumer, headers only (one core)",
+        "",
+        f"{bare_rate:,.0f} events/s",
+        f"tap stores {rate / bare_rate:.2f}x of it" if bare_rate else "",
+    )
     report.add("tap CPU per event (all its processes)", "", f"{cpu_us:.1f} µs")
     report.add("drain time", "", f"{elapsed:.1f} s")
     report.note(
@@ -265,6 +282,41 @@ def _drain(vhost, url, expected, out, profile=False):
         f"elapsed {elapsed:.1f} s; peak RSS {peak[0]:.0f} MB ({peak[1]:.0f} MB writer)"
     )
     return rate, stored, cpu_us, elapsed
+
+
+def bare_pika_drain(config, vhost, expected, limit_s=DRAIN_LIMIT_S):
+    """Drain BARE_QUEUE with pika, reading each trace message's headers and nothing
+    more: (events/s from the first delivery to the last, CPU µs per event, count)."""
+    connection = amqp.blocking_connection(config.amqp_url(), vhost=vhost, name="warren-bench")
+    state = {"count": 0, "first": None, "last": None}
+    try:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=BARE_PREFETCH)
+
+        def on_message(channel, method, properties, body):
+            headers = properties.headers or {}
+            headers.get("routing_keys"), headers.get("properties"), method.routing_key
+            state["count"] += 1
+            state["last"] = time.monotonic()
+            if state["first"] is None:
+                state["first"] = (state["last"], time.process_time())
+            if state["count"] % BARE_ACK_EVERY == 0 or state["count"] >= expected:
+                channel.basic_ack(method.delivery_tag, multiple=True)
+            if state["count"] >= expected:
+                channel.stop_consuming()
+
+        channel.basic_consume(BARE_QUEUE, on_message)
+        deadline = time.monotonic() + limit_s
+        while state["count"] < expected and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.5)
+        cpu = time.process_time()
+    finally:
+        connection.close()
+    if state["first"] is None or state["count"] < 2:
+        return 0.0, 0.0, state["count"]
+    (first_at, first_cpu), count = state["first"], state["count"] - 1
+    elapsed = state["last"] - first_at
+    return (count / elapsed if elapsed > 0 else 0.0), (cpu - first_cpu) / count * 1e6, count + 1
 
 
 def broker_pid():

@@ -141,7 +141,7 @@ class TapProcess:
         command = [sys.executable, "manage.py", "tap", "--vhost", self.vhost, *self.args]
         if self.profile:
             spy = Path(sys.executable).with_name("py-spy")
-            command = [str(spy), "record", "--format", "raw", "--rate", "100",
+            command = [str(spy), "record", "--format", "raw", "--rate", "100", "--subprocesses",
                        "-o", str(self.profile), "--", *command]  # fmt: skip
         self.process = subprocess.Popen(
             command,
@@ -173,13 +173,12 @@ class TapProcess:
             if not count.isdigit():
                 continue
             frames = stack.split(";")
-            process = "feeder" if "spawn_main" in frames[0] else "tap"
+            process = "feeder" if any("tap_feed.py" in frame for frame in frames) else "tap"
             name = frames[-1].split(" (")[0]
             by_process[process] = by_process.get(process, 0) + int(count)
             leaves[(process, name)] = leaves.get((process, name), 0) + int(count)
             total += int(count)
-        self.profile.unlink(missing_ok=True)
-        lines = ["profile (py-spy samples, busy time only):"]
+        lines = [f"profile (py-spy samples, busy time only; raw stacks in {self.profile}):"]
         lines += [f"  {process}: {count / total:.0%}" for process, count in by_process.items()]
         ranked = sorted(leaves.items(), key=lambda item: -item[1])[:top]
         lines += [
