@@ -77,9 +77,9 @@ def test_it_lists_consumers_with_prefetch_and_ack_mode(viewer_client, mgmt, topo
         page = wait_for(
             lambda: _page(viewer_client, topology, "orders.new"),
             # The broker fills in the consumer's channel details a moment later.
-            lambda html: "tag-1" in html
-            and 'data-figure="consumers">1<' in html
-            and "127.0.0.1:" in html,
+            lambda html: (
+                "tag-1" in html and 'data-figure="consumers">1<' in html and "127.0.0.1:" in html
+            ),
             what="the consumer, its connection and the consumer count on the queue page",
         )
         assert 'data-figure="consumers">1<' in page
