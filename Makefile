@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/warren
 
-.PHONY: run test demo services venv migrate lint suite pytest-sqlite pytest-postgres screenshots bench clean
+.PHONY: run test demo services venv migrate lint pytest-sqlite pytest-postgres parallel-sqlite parallel-postgres serial-sqlite serial-postgres screenshots bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -34,33 +34,49 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 # Most tests wait on the broker, so they run in parallel workers (each with its
-# own test database and scratch vhosts); the `serial` ones run alone afterwards.
+# own test database and scratch vhosts), and the SQLite and PostgreSQL runs of
+# them go side by side, each with its own Redis database (Celery queue, live
+# groups). The `serial` tests (broker restarts, a cluster, timing) then run
+# alone: SQLite, then PostgreSQL.
 PYTEST_WORKERS ?= 4
-PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
+PYTEST := $(VENV)/bin/pytest -p no:cacheprovider --durations=10
+TEST_REDIS ?= redis://127.0.0.1:6379
+ON_SQLITE := env -u DATABASE_URL REDIS_URL=$(TEST_REDIS)/15
+ON_POSTGRES := env DATABASE_URL=$(PG_TEST_URL) REDIS_URL=$(TEST_REDIS)/14
+POSTGRES_UP = timeout 1 bash -c '</dev/tcp/127.0.0.1/5432' 2>/dev/null
+NO_POSTGRES = echo "[warren] no PostgreSQL on 127.0.0.1:5432: the PostgreSQL run is left out"
 
-define run_suite
-	$(PYTEST) -n $(PYTEST_WORKERS) -m "not serial"
-	$(PYTEST) -m serial
-endef
+parallel-sqlite: venv
+	@echo "[warren] parallel tests on SQLite"
+	$(ON_SQLITE) $(PYTEST) -n $(PYTEST_WORKERS) -m "not serial"
 
-pytest-sqlite: venv
-	@echo "[warren] test suite on SQLite"
-	env -u DATABASE_URL $(MAKE) --no-print-directory suite
+parallel-postgres: venv
+	@if $(POSTGRES_UP); then \
+	  echo "[warren] parallel tests on PostgreSQL"; \
+	  $(ON_POSTGRES) $(PYTEST) -n $(PYTEST_WORKERS) -m "not serial"; \
+	else $(NO_POSTGRES); fi
 
-pytest-postgres: venv
-	@if timeout 1 bash -c '</dev/tcp/127.0.0.1/5432' 2>/dev/null; then \
-	  echo "[warren] test suite on PostgreSQL"; \
-	  DATABASE_URL=$(PG_TEST_URL) $(MAKE) --no-print-directory suite; \
-	else \
-	  echo "[warren] no PostgreSQL on 127.0.0.1:5432: the PostgreSQL run is left out"; \
-	fi
+serial-sqlite: venv
+	@echo "[warren] serial tests on SQLite"
+	$(ON_SQLITE) $(PYTEST) -m serial
 
-suite:
-	$(run_suite)
+serial-postgres: venv
+	@if $(POSTGRES_UP); then \
+	  echo "[warren] serial tests on PostgreSQL"; \
+	  $(ON_POSTGRES) $(PYTEST) -m serial; \
+	else $(NO_POSTGRES); fi
+
+pytest-sqlite: parallel-sqlite
+	@$(MAKE) --no-print-directory serial-sqlite
+
+pytest-postgres: parallel-postgres
+	@$(MAKE) --no-print-directory serial-postgres
 
 test:
 	@bash scripts/ensure-services.sh --test
-	@$(MAKE) --no-print-directory venv lint pytest-sqlite pytest-postgres
+	@$(MAKE) --no-print-directory venv lint
+	@$(MAKE) --no-print-directory -j2 --output-sync=target parallel-sqlite parallel-postgres
+	@$(MAKE) --no-print-directory serial-sqlite serial-postgres
 
 screenshots: services venv
 	$(PYTEST) tests/live/readme_screenshots.py
