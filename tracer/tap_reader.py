@@ -270,7 +270,9 @@ class VhostReader(threading.Thread):
                 self._store_rescued,
                 now_us,
             )
-        except (BrokerError, amqp_raw.AMQPRawError) as error:
+        except Exception as error:  # noqa: BLE001 - the reader thread must live on: retried next time
+            if not isinstance(error, BrokerError | amqp_raw.AMQPRawError):
+                log.exception("vhost %r: taking an undeliverable trace message failed", self.vhost)
             self.problem = f"vhost {self.vhost!r}: cannot take an undeliverable message: {error}"
             return
         if taken:
