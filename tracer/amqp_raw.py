@@ -20,6 +20,7 @@ import decimal
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 from urllib.parse import unquote, urlsplit
@@ -45,6 +46,14 @@ _F32 = struct.Struct(">f").unpack_from
 _F64 = struct.Struct(">d").unpack_from
 _DELIVER_TAG = struct.Struct(">QB").unpack_from
 _CONTENT = struct.Struct(">HHQH").unpack_from
+
+# Linux's SO_TIMESTAMPNS (the same number as its control message, SCM_TIMESTAMPNS):
+# the kernel stamps every packet as it arrives, so a frame read late (the feeder
+# busy decoding the previous ones, or waiting for a core) still carries the time
+# its bytes came. Python's socket module does not name it.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 
 
 class AMQPRawError(Exception):
@@ -213,6 +222,29 @@ def _headers_of(data, offset, flags):
     return headers
 
 
+# --- arrival times --------------------------------------------------------------
+
+
+def _ask_for_kernel_stamps(sock):
+    """Switch on the kernel's receive timestamps (Linux); False where there are none."""
+    if not sys.platform.startswith("linux") or not _STAMP_SPACE:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _kernel_stamp_ns(ancillary):
+    """The SCM_TIMESTAMPNS control message of a recvmsg, in ns since the epoch, or None."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return seconds * 1_000_000_000 + nanoseconds
+    return None
+
+
 # --- the connection -------------------------------------------------------------
 
 
@@ -257,6 +289,7 @@ class TraceConsumer:
         self.is_open = False
         self.cancel_ok = False
         self.received_us = 0
+        self.kernel_stamps = False
 
     # --- sending ---
 
@@ -333,6 +366,7 @@ class TraceConsumer:
         except OSError as error:
             raise AMQPRawError(f"cannot connect to {self.host}:{self.port}: {error}") from error
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.kernel_stamps = _ask_for_kernel_stamps(self._sock)
         self._send(PROTOCOL_HEADER)
         self._expect(10, 10)  # Connection.Start
         client_properties = {
@@ -421,9 +455,14 @@ class TraceConsumer:
     def read(self):
         """Whatever the socket holds now (call when it is readable), as deliveries."""
         self._heartbeat()
+        stamp_ns = None
         try:
             self._sock.settimeout(0)
-            chunk = self._sock.recv(READ_SIZE)
+            if self.kernel_stamps:
+                chunk, ancillary, _flags, _address = self._sock.recvmsg(READ_SIZE, _STAMP_SPACE)
+                stamp_ns = _kernel_stamp_ns(ancillary)
+            else:
+                chunk = self._sock.recv(READ_SIZE)
         except BlockingIOError:
             return []
         except OSError as error:
@@ -432,9 +471,13 @@ class TraceConsumer:
         if not chunk:
             self.is_open = False
             raise AMQPRawError("the broker closed the connection")
-        # When these bytes arrived (µs since the epoch): before parsing, which can
-        # take a while for a full buffer.
-        self.received_us = time.time_ns() // 1000
+        # When these bytes arrived (µs since the epoch): the kernel's stamp (of the
+        # last packet read) when it gave one, else now, before parsing, which can
+        # take a while for a full buffer. Never later than now.
+        read_ns = time.time_ns()
+        if stamp_ns is None or stamp_ns > read_ns:
+            stamp_ns = read_ns
+        self.received_us = stamp_ns // 1000
         self._last_received = time.monotonic()
         return self._parse(self._leftover + chunk if self._leftover else chunk)
 

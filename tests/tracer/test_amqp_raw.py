@@ -114,3 +114,25 @@ def test_it_reports_a_missing_queue_and_a_deleted_one(scratch_vhost, mgmt):
         assert "cancelled" in str(error)
     finally:
         consumer.close()
+
+
+def test_it_stamps_a_frame_read_late_with_the_time_its_bytes_arrived(scratch_vhost):
+    consumer = TraceConsumer(default_broker().amqp_url(), vhost=scratch_vhost).connect()
+    connection = client(scratch_vhost)
+    try:
+        assert consumer.kernel_stamps  # Linux stamps packets as they arrive
+        channel = connection.channel()
+        channel.queue_declare("raw-late")
+        consumer.consume("raw-late", 10)
+        channel.basic_publish("", "raw-late", b"stamped")
+        published_us = time.time_ns() // 1000
+        # The bytes wait in the socket while the reader is busy elsewhere.
+        time.sleep(0.3)
+        read_us = time.time_ns() // 1000
+        got = consumer.poll(1.0)
+        assert [delivery.body for delivery in got] == [b"stamped"]
+        assert consumer.received_us - published_us < 100_000, "stamped when read, not when it came"
+        assert consumer.received_us < read_us
+    finally:
+        connection.close()
+        consumer.close()

@@ -80,5 +80,12 @@ def run(options, out):
         report.add(
             "end_to_end_ms − client, median (signed)", "", f"{statistics.median(signed):+.3f} ms"
         )
+        # Which side the tail is on: below zero the client waited longer than the
+        # broker's view (the client was slow to run), above it the tap's stamps.
+        report.add(
+            "end_to_end_ms − client, p1 / p99 (signed)",
+            "",
+            f"{common.percentile(signed, 0.01):+.3f} / {common.percentile(signed, 0.99):+.3f} ms",
+        )
     report.note(f"achieved {load.calls / load.elapsed_s:,.0f} calls/s")
     return report
