@@ -101,7 +101,7 @@ def _loop(conn, consumer, body_limit, tags):
         wait = IDLE_WAIT_S if not pending else max(0.0, FLUSH_S - (time.monotonic() - first_at))
         readable, _, _ = select.select([sock, pipe], [], [], wait)
         if pipe in readable:
-            while conn.poll():
+            while select.select([pipe], [], [], 0)[0]:  # Connection.poll() costs more
                 message = conn.recv()
                 kind = message[0]
                 if kind == ACK:
