@@ -2,7 +2,8 @@
 
 import pytest
 
-from tracer.bench import common, queries
+from console.brokers import default_broker
+from tracer.bench import capacity, common, queries
 from tracer.models import Flow, Message
 
 
@@ -43,3 +44,19 @@ def test_it_generates_query_data_through_the_storage_path():
     assert flow.service == "svc-03"
     assert flow.end_to_end_ms is not None and flow.end_to_end_ms > flow.latency_ms
     assert Message.objects.filter(flow_id=flow.id).count() == 4
+
+
+def test_only_the_capacity_run_binds_a_second_copy_of_the_firehose(scratch_vhost, mgmt):
+    def trace_queues():
+        return sorted(
+            binding["destination"]
+            for binding in mgmt.exchange_bindings_out(scratch_vhost, "amq.rabbitmq.trace")
+        )
+
+    config = default_broker()
+    capacity.prepare(config, scratch_vhost)
+    # keep-up, overhead, accuracy: the tap queue alone, or the broker routes every
+    # trace event twice and keeps the unread copies.
+    assert trace_queues() == ["warren.tap"]
+    capacity.prepare(config, scratch_vhost, bare=True)
+    assert trace_queues() == [capacity.BARE_QUEUE, "warren.tap"]

@@ -41,15 +41,22 @@ def add_arguments(parser):
     parser.add_argument(
         "--profile", action="store_true", help="run the tap under py-spy; print where time goes"
     )
+    parser.add_argument(
+        "--taps", type=int, default=1, help="tap processes sharing the tap queue (capacity)"
+    )
 
 
-def prepare(config, vhost):
+def prepare(config, vhost, bare=False):
+    """The tap queue and the service queue; with `bare`, also the queue that collects
+    a second copy of every trace event for the bare pika consumer (capacity only:
+    elsewhere it would double the broker's tracing work and never be read)."""
     connection = amqp.blocking_connection(config.amqp_url(), vhost=vhost, name="warren-bench")
     try:
         channel = connection.channel()
         declare_tap_queue(channel, settings.WARREN_TAP_QUEUE, settings.WARREN_TAP_QUEUE_MAX_LENGTH)
-        channel.queue_declare(BARE_QUEUE)
-        channel.queue_bind(BARE_QUEUE, "amq.rabbitmq.trace", "#")
+        if bare:
+            channel.queue_declare(BARE_QUEUE)
+            channel.queue_bind(BARE_QUEUE, "amq.rabbitmq.trace", "#")
         channel.queue_declare(SERVICE_QUEUE)
     finally:
         connection.close()
@@ -135,9 +142,10 @@ class PluginWatch:
 def run(options, out):
     events = options.get("events") or 200_000
     calls = max(1, events // common.EVENTS_PER_CALL)
+    taps = max(1, options.get("taps") or 1)
     report = common.Report("capacity")
     with common.scratch_vhost() as (vhost, client, config):
-        prepare(config, vhost)
+        prepare(config, vhost, bare=True)
         trace = vhost  # its file is <vhost>.log, removed with the vhost
         client.create_trace(vhost, trace)
         client.set_tracing(vhost, True)
@@ -170,7 +178,7 @@ def run(options, out):
         # Warren's tap on a fresh database.
         with common.scratch_database(options.get("database_url")) as url:
             rate, stored, cpu_us, elapsed = _drain(
-                vhost, url, emitted, out, profile=options.get("profile")
+                vhost, url, emitted, out, profile=options.get("profile"), taps=taps
             )
         bare_rate, bare_cpu_us, bare_count = bare_pika_drain(config, vhost, emitted)
         out(f"capacity: bare pika consumer: {bare_count:,} events, {bare_cpu_us:.1f} µs CPU each")
@@ -203,7 +211,9 @@ def run(options, out):
         )
     )
     report.note(
-        "tap database: " + ("scratch SQLite" if not options.get("database_url") else "given")
+        "tap database: "
+        + ("scratch SQLite" if not options.get("database_url") else "given")
+        + (f"; {taps} tap processes sharing the tap queue" if taps > 1 else "")
     )
     return report
 
@@ -235,53 +245,70 @@ def _plugin_rate(watch, per_line):
     return (lines / seconds if seconds > 0 else 0.0), total_lines
 
 
-def _drain(vhost, url, expected, out, profile=False):
+def _drain(vhost, url, expected, out, profile=False, taps=1):
     counter = common.MessageCounter(url)
     beam = broker_pid()
-    tap = common.TapProcess(vhost, url, profile=profile).start()
+    processes = [
+        common.TapProcess(vhost, url, profile=profile and index == 0).start()
+        for index in range(taps)
+    ]
     try:
         first = None
         stored = 0
         deadline = time.monotonic() + DRAIN_LIMIT_S
         peak = [0.0, 0.0]
-        while time.monotonic() < deadline and tap.alive():
+        while time.monotonic() < deadline and all(tap.alive() for tap in processes):
             stored = counter.count(vhost)
             peak = [
-                max(peak[0], common.rss_mb(tap.pid)),
-                max(peak[1], common.rss_mb(tap.pid, False)),
+                max(peak[0], sum(common.rss_mb(tap.pid) for tap in processes)),
+                max(peak[1], sum(common.rss_mb(tap.pid, False) for tap in processes)),
             ]
             now = time.monotonic()
             if stored and first is None:
-                first = (now, stored, common.cpu_seconds(tap.pid), cpu_split(tap.pid),
-                         common.cpu_seconds(beam, children=False) if beam else 0.0)  # fmt: skip
+                first = (now, stored, _cpu(processes), _writer_cpu(processes),
+                         common.cpu_seconds(beam, children=False) if beam else 0.0,
+                         database_cpu())  # fmt: skip
             if stored >= expected:
                 break
             time.sleep(0.05)
         finished = time.monotonic()
-        cpu = common.cpu_seconds(tap.pid)
-        split = cpu_split(tap.pid)
+        cpu = _cpu(processes)
+        writer_cpu = _writer_cpu(processes)
         beam_cpu = common.cpu_seconds(beam, children=False) if beam else 0.0
-        if not tap.alive():
-            out("capacity: the tap exited:\n" + tap.output())
+        db_cpu = database_cpu()
+        for tap in processes:
+            if not tap.alive():
+                out("capacity: a tap exited:\n" + tap.output())
     finally:
-        tap.stop()
+        for tap in processes:
+            tap.stop()
         counter.close()
     if profile:
-        out(tap.profile_summary())
+        out(processes[0].profile_summary())
     if first is None:
         return 0.0, stored, 0.0, 0.0
     elapsed = finished - first[0]
     rate = (stored - first[1]) / elapsed if elapsed > 0 else 0.0
     count = max(stored - first[1], 1)
     cpu_us = (cpu - first[2]) / count * 1e6
-    writer_us = (split[0] - first[3][0]) / count * 1e6
+    writer_us = (writer_cpu - first[3]) / count * 1e6
     broker_us = (beam_cpu - first[4]) / count * 1e6
+    db_us = (db_cpu - first[5]) / count * 1e6
     out(
         f"capacity: CPU per event: {writer_us:.1f} µs tap writer process, "
-        f"{cpu_us - writer_us:.1f} µs feeder, {broker_us:.1f} µs broker; "
-        f"elapsed {elapsed:.1f} s; peak RSS {peak[0]:.0f} MB ({peak[1]:.0f} MB writer)"
+        f"{cpu_us - writer_us:.1f} µs feeder, {broker_us:.1f} µs broker"
+        + (f", {db_us:.1f} µs PostgreSQL; " if db_us else "; ")
+        + f"elapsed {elapsed:.1f} s; peak RSS {peak[0]:.0f} MB ({peak[1]:.0f} MB writer)"
     )
     return rate, stored, cpu_us, elapsed
+
+
+def _cpu(processes):
+    return sum(common.cpu_seconds(tap.pid) for tap in processes)
+
+
+def _writer_cpu(processes):
+    return sum(cpu_split(tap.pid)[0] for tap in processes)
 
 
 def bare_pika_drain(config, vhost, expected, limit_s=DRAIN_LIMIT_S):
@@ -319,14 +346,25 @@ def bare_pika_drain(config, vhost, expected, limit_s=DRAIN_LIMIT_S):
     return (count / elapsed if elapsed > 0 else 0.0), (cpu - first_cpu) / count * 1e6, count + 1
 
 
-def broker_pid():
-    """The local broker's Erlang VM, for its CPU figures (None if not found)."""
+def database_cpu():
+    """CPU so far of the local PostgreSQL server's processes (0 with SQLite or none)."""
+    return sum(common.cpu_seconds(pid, children=False) for pid in _pids_named("postgres"))
+
+
+def _pids_named(name):
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError):
-                if open(f"/proc/{entry}/comm").read().strip() == "beam.smp":  # noqa: SIM115
-                    return int(entry)
-    return None
+                if open(f"/proc/{entry}/comm").read().strip() == name:  # noqa: SIM115
+                    found.append(int(entry))
+    return found
+
+
+def broker_pid():
+    """The local broker's Erlang VM, for its CPU figures (None if not found)."""
+    found = _pids_named("beam.smp")
+    return found[0] if found else None
 
 
 def cpu_split(pid):

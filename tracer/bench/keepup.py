@@ -15,7 +15,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from tracer.bench import common
-from tracer.bench.capacity import prepare, queue_depth
+from tracer.bench.capacity import cpu_split, prepare, queue_depth
 from tracer.bench.load import RpcLoad
 
 GOAL_DEPTH_P99 = 1000
@@ -32,9 +32,10 @@ def add_arguments(parser):
 class TappedRun:
     """A scratch vhost and database, the tap attached, and a sampler of its queue."""
 
-    def __init__(self, out, database_url=None):
+    def __init__(self, out, database_url=None, profile=False):
         self.out = out
         self.database_url = database_url
+        self.profile = profile
         self.depths = []
         self.rss = []
         self._stop = threading.Event()
@@ -45,7 +46,7 @@ class TappedRun:
         prepare(self.config, self.vhost)
         self._db_cm = common.scratch_database(self.database_url)
         self.url = self._db_cm.__enter__()
-        self.tap = common.TapProcess(self.vhost, self.url).start()
+        self.tap = common.TapProcess(self.vhost, self.url, profile=self.profile).start()
         self.counter = common.MessageCounter(self.url)
         self._wait_consuming()
         return self
@@ -144,7 +145,7 @@ class TappedRun:
 def run(options, out):
     seconds = options.get("seconds") or 60.0
     report = common.Report("keep-up")
-    with TappedRun(out, options.get("database_url")) as run_:
+    with TappedRun(out, options.get("database_url"), profile=options.get("profile")) as run_:
         out(f"keep-up: {seconds:.0f} s of RPC load in {run_.vhost}, tap attached")
         load = RpcLoad(
             run_.config.amqp_url(),
@@ -155,13 +156,17 @@ def run(options, out):
         )
         run_.sample()
         cpu_before = common.cpu_seconds(run_.tap.pid)
+        writer_before = cpu_split(run_.tap.pid)[0]
         load.run(seconds)
         drain_s = run_.drain()
         cpu_after = common.cpu_seconds(run_.tap.pid)
+        writer_after = cpu_split(run_.tap.pid)[0]
         run_.stop_sampling()
         emitted = run_.emitted()
         stored = run_.stored_when_steady(emitted)
         dropped = run_.dropped()
+    if options.get("profile"):
+        out(run_.tap.profile_summary())
     depths = run_.depths or [0]
     calls_s = load.calls / load.elapsed_s
     p50, p99 = common.percentile(depths, 0.5), common.percentile(depths, 0.99)
@@ -191,6 +196,12 @@ def run(options, out):
     )
     report.add("tap peak memory (RSS, all processes)", "", f"{max(run_.rss or [0]):.0f} MB")
     total_events = max(emitted, 1)
-    report.add("tap CPU per event", "", f"{(cpu_after - cpu_before) / total_events * 1e6:.1f} µs")
+    writer_us = (writer_after - writer_before) / total_events * 1e6
+    report.add(
+        "tap CPU per event",
+        "",
+        f"{(cpu_after - cpu_before) / total_events * 1e6:.1f} µs",
+        f"writer {writer_us:.1f} µs",
+    )
     report.note(f"{load.calls:,} calls by {load.clients} clients x {load.in_flight} in flight")
     return report

@@ -1,10 +1,11 @@
 """Overhead: what tracing costs the traffic it watches.
 
-The same RPC load (several clients, as fast as they go) runs three times in one
-scratch vhost: tracing off; tracing on with Warren's tap attached (as a
-subprocess, storing into a scratch database); tracing by the broker's
-rabbitmq_tracing plugin (json, pattern `#`) and no tap. Calls per second of
-each, and the two ratios to "off".
+The same RPC load (several clients, as fast as they go) runs four times: tracing
+off; tracing on into the bounded tap queue with nothing reading it (the
+broker's own cost, the floor under any outside tracer); tracing by the broker's
+rabbitmq_tracing plugin (json, pattern `#`) and no tap; tracing on with Warren's
+tap attached (as a subprocess, storing into a scratch database, in a vhost of
+its own). Calls per second of each, and the ratios to "off".
 """
 
 import contextlib
@@ -41,6 +42,14 @@ def run(options, out):
         client.set_tracing(vhost, False)
         out(f"overhead: tracing off, {seconds:.0f} s")
         off = _load(config, vhost, seconds)
+        # What the broker pays to trace, before anybody reads a trace event: the
+        # floor under any tracer that consumes the firehose from outside.
+        out("overhead: the firehose alone (tap queue filling, nothing reading it)")
+        prepare(config, vhost)
+        client.set_tracing(vhost, True)
+        firehose = _load(config, vhost, seconds)
+        client.set_tracing(vhost, False)
+        client.delete_queue(vhost, settings.WARREN_TAP_QUEUE)
         out("overhead: rabbitmq_tracing plugin")
         client.create_trace(vhost, vhost)
         watch = PluginWatch(client, vhost)
@@ -54,7 +63,9 @@ def run(options, out):
     with TappedRun(out, options.get("database_url")) as run_:
         tapped = _load(run_.config, run_.vhost, seconds)
         tap_behind = queue_depth(run_.config, run_.vhost, settings.WARREN_TAP_QUEUE)
-    off, tapped, plugin = (load.calls / load.elapsed_s for load in (off, tapped, plugin))
+    off, tapped, plugin, firehose = (
+        load.calls / load.elapsed_s for load in (off, tapped, plugin, firehose)
+    )
     ratio_tap, ratio_plugin = tapped / off, plugin / off
     report.add("calls/s, tracing off", "", f"{off:,.0f}")
     report.add("calls/s, Warren's tap", "", f"{tapped:,.0f}", f"plugin {plugin:,.0f}")
@@ -64,6 +75,12 @@ def run(options, out):
         f"{ratio_tap:.2f}",
         f"plugin {ratio_plugin:.2f}",
         ok=ratio_tap >= GOAL_RATIO and ratio_tap >= ratio_plugin,
+    )
+    report.add(
+        "ratio to off, the firehose alone (no reader)",
+        "",
+        f"{firehose / off:.2f}",
+        f"{firehose:,.0f} calls/s",
     )
     report.add(
         "events not yet stored / written when the load stopped",
