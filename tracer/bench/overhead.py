@@ -1,8 +1,8 @@
 """Overhead: what tracing costs the traffic it watches.
 
 The same RPC load (several clients, as fast as they go) runs four times: tracing
-off; tracing on into the bounded tap queue with nothing reading it (the
-broker's own cost, the floor under any outside tracer); tracing by the broker's
+off; tracing on into a queue that keeps only the newest 1,000 events, nothing
+reading it (the broker's own cost, the floor under any outside tracer); tracing by the broker's
 rabbitmq_tracing plugin (json, pattern `#`) and no tap; tracing on with Warren's
 tap attached (as a subprocess, storing into a scratch database, in a vhost of
 its own). Calls per second of each, and the ratios to "off".
@@ -13,6 +13,7 @@ import contextlib
 from django.conf import settings
 
 from console.management_api import BrokerError
+from tracer import amqp
 from tracer.bench import common
 from tracer.bench.capacity import PluginWatch, prepare, queue_depth
 from tracer.bench.common import EVENTS_PER_CALL
@@ -20,10 +21,23 @@ from tracer.bench.keepup import TappedRun
 from tracer.bench.load import RpcLoad
 
 GOAL_RATIO = 0.75
+FLOOR_QUEUE = "warren.bench.firehose-floor"
 
 
 def add_arguments(parser):
     parser.add_argument("--overhead-seconds", type=float, default=20.0, help="each of 3 runs")
+
+
+def _declare_floor_queue(config, vhost):
+    connection = amqp.blocking_connection(config.amqp_url(), vhost=vhost, name="warren-bench")
+    try:
+        channel = connection.channel()
+        channel.queue_declare(
+            FLOOR_QUEUE, arguments={"x-max-length": 1000, "x-overflow": "drop-head"}
+        )
+        channel.queue_bind(FLOOR_QUEUE, "amq.rabbitmq.trace", "#")
+    finally:
+        connection.close()
 
 
 def _load(config, vhost, seconds):
@@ -42,14 +56,16 @@ def run(options, out):
         client.set_tracing(vhost, False)
         out(f"overhead: tracing off, {seconds:.0f} s")
         off = _load(config, vhost, seconds)
-        # What the broker pays to trace, before anybody reads a trace event: the
-        # floor under any tracer that consumes the firehose from outside.
-        out("overhead: the firehose alone (tap queue filling, nothing reading it)")
-        prepare(config, vhost)
+        # What the broker pays to trace before anybody reads a trace event: every
+        # event made and routed into a queue that keeps only the newest few (a
+        # queue left to grow would cost the broker more than one being read).
+        # The floor under any tracer that consumes the firehose from outside.
+        out("overhead: the firehose alone (into a queue that keeps the newest 1,000)")
+        _declare_floor_queue(config, vhost)
         client.set_tracing(vhost, True)
         firehose = _load(config, vhost, seconds)
         client.set_tracing(vhost, False)
-        client.delete_queue(vhost, settings.WARREN_TAP_QUEUE)
+        client.delete_queue(vhost, FLOOR_QUEUE)
         out("overhead: rabbitmq_tracing plugin")
         client.create_trace(vhost, vhost)
         watch = PluginWatch(client, vhost)
