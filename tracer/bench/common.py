@@ -124,8 +124,9 @@ def database_url():
 class TapProcess:
     """`manage.py tap --vhost V` as a subprocess on a given database."""
 
-    def __init__(self, vhost, database, args=(), profile=False):
+    def __init__(self, vhost, database, args=(), profile=False, niceness=0):
         self.vhost = vhost
+        self.niceness = niceness
         self.profile = (
             Path(tempfile.mkstemp(prefix="warren-tap-", suffix=".spy")[1]) if profile else None
         )
@@ -139,6 +140,8 @@ class TapProcess:
             prefix="warren-bench-tap-", suffix=".log", delete=False
         )
         command = [sys.executable, "manage.py", "tap", "--vhost", self.vhost, *self.args]
+        if self.niceness:
+            command = ["nice", "-n", str(self.niceness), *command]
         if self.profile:
             spy = Path(sys.executable).with_name("py-spy")
             command = [str(spy), "record", "--format", "raw", "--rate", "100", "--subprocesses",

@@ -32,10 +32,11 @@ def add_arguments(parser):
 class TappedRun:
     """A scratch vhost and database, the tap attached, and a sampler of its queue."""
 
-    def __init__(self, out, database_url=None, profile=False):
+    def __init__(self, out, database_url=None, profile=False, niceness=0):
         self.out = out
         self.database_url = database_url
         self.profile = profile
+        self.niceness = niceness
         self.depths = []
         self.rss = []
         self._stop = threading.Event()
@@ -46,7 +47,9 @@ class TappedRun:
         prepare(self.config, self.vhost)
         self._db_cm = common.scratch_database(self.database_url)
         self.url = self._db_cm.__enter__()
-        self.tap = common.TapProcess(self.vhost, self.url, profile=self.profile).start()
+        self.tap = common.TapProcess(
+            self.vhost, self.url, profile=self.profile, niceness=self.niceness
+        ).start()
         self.counter = common.MessageCounter(self.url)
         self._wait_consuming()
         return self
