@@ -162,7 +162,7 @@ class LivePublisher:
         with self._lock:
             stats = dict(self.counters)
             stats["pending"] = len(self._messages) + len(self._flows)
-        stats["redis_ok"] = self.redis_ok
+            stats["redis_ok"] = self.redis_ok
         return stats
 
     def close(self, timeout=2.0):
@@ -357,14 +357,17 @@ class LivePublisher:
 
     def _failed(self, error, count):
         self._drop(count)
+        # With the error count, under one lock: stats() never shows an error
+        # counted while Redis still looks reachable.
         with self._lock:
+            was_ok = self.redis_ok
+            self.redis_ok = False
             self.counters["send_errors"] += 1
         delay = RETRY_S[min(self._failures, len(RETRY_S) - 1)]
         self._failures += 1
         self._retry_at = time.monotonic() + delay
-        if self.redis_ok is not False:
+        if was_ok is not False:
             log.warning("live: cannot reach Redis (%s); dropping live events", error or "timeout")
-        self.redis_ok = False
 
 
 _publisher = None

@@ -73,12 +73,14 @@ def test_it_creates_its_vhost_traces_when_asked_and_stops_on_sigterm(mgmt):
         assert process.stdout.readline().startswith("Tracing is on")
         assert process.stdout.readline().startswith("Running 2 workloads")
         assert mgmt.vhost(vhost)["tracing"] is True
+        # The workloads connect in no set order: wait for all of them.
+        expected = {"demo weather client", "demo sports daemon", "demo sender", "demo receiver 2"}
         deadline = time.monotonic() + 15
         names = []
-        while time.monotonic() < deadline and "demo receiver 2" not in names:
+        while time.monotonic() < deadline and not expected <= set(names):
             time.sleep(0.5)
             names = _connection_names(mgmt, vhost)
-        assert {"demo weather client", "demo sports daemon", "demo sender"} <= set(names)
+        assert expected <= set(names)
 
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=15)
