@@ -41,7 +41,12 @@ VHOST_SCAN_S = 10.0
 ALIVE_S = 10.0  # a session whose heartbeat is older than this is not running
 ACK_GRACE_S = 2.0  # an acked batch's range is kept this long (the ack may be lost)
 OVERFLOW_MERGE_S = 5.0
-STOP_DEADLINE_S = 30.0
+STOP_DEADLINE_S = 10.0  # retrying a batch the database refuses, once asked to stop
+# Asked to stop (`manage.py tap` on SIGTERM or Ctrl-C), the tap finishes its
+# batch, acks and says goodbye; whatever holds it up past this, the process
+# writes every thread's stack to its log and exits. Nothing is lost: what was
+# not acked waits in the tap queue for the next tap.
+STOP_GRACE_S = 20.0
 
 
 @dataclass

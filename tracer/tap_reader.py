@@ -261,7 +261,8 @@ class VhostReader(threading.Thread):
         dropped = self._purge_dropped()
         if dropped:
             self.tap.inbox.put(Control("dropped", self, dropped=dropped, depth=self.depth))
-        self._ensure_tracing()
+        if not self._done():  # stopping: no management API calls to wait for
+            self._ensure_tracing()
 
     def _unjam(self, unacked):
         """After a 541: store and remove the head of the tap queue if it cannot be delivered."""

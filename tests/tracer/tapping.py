@@ -98,11 +98,14 @@ class TapProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                stacks = _stacks(self.process.pid)
                 self.process.kill()
                 self.process.wait(5)
                 output = self.output()
                 self._forget_log()
-                raise AssertionError("the tap did not stop on SIGTERM:\n" + output) from None
+                raise AssertionError(
+                    f"the tap did not stop on SIGTERM:\n{output}\nwhere it was:\n{stacks}"
+                ) from None
         self._forget_log()
         return self.process.returncode if self.process else None
 
@@ -122,6 +125,18 @@ class TapProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _stacks(pid):
+    """Every thread's stack of a hung process (py-spy), to say where it hangs."""
+    spy = Path(sys.executable).with_name("py-spy")
+    try:
+        done = subprocess.run(
+            [str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"(no stacks: {error})"
+    return (done.stdout + done.stderr)[-8000:]
 
 
 def client(vhost, name="warren-test-client"):

@@ -4,12 +4,13 @@ Runs until SIGTERM or SIGINT, then finishes the batch in hand, commits, acks
 and exits. Vhosts, queue and limits come from the settings; options override.
 """
 
+import faulthandler
 import logging
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tracer.tap import Tap, TapConfig
+from tracer.tap import STOP_GRACE_S, Tap, TapConfig
 
 
 class Command(BaseCommand):
@@ -42,6 +43,12 @@ class Command(BaseCommand):
             crash_after_batches=options["crash_after_batches"],
         )
         tap = Tap(config)
-        signal.signal(signal.SIGTERM, tap.stop)
-        signal.signal(signal.SIGINT, tap.stop)
+
+        def stop(*_):
+            if not tap.stopping.is_set():
+                faulthandler.dump_traceback_later(STOP_GRACE_S, exit=True)
+            tap.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         tap.run()
