@@ -261,7 +261,6 @@ class _Runner:
             source = Source.from_message(message)
         else:
             source = Source.from_peeked(item.peeked or {}, item.peeked_body)
-        self.wait_turn(item)
         rpc_call = self.job.await_reply and bool(source.reply_to)
         session = None
         if not self.job.dry_run:
@@ -271,6 +270,9 @@ class _Runner:
             except Refused as refused:
                 self.fail(item, str(refused))
                 return
+        # Its turn once the connection is open: opening one (the first message of
+        # a vhost) must not eat into the gap before the next message.
+        self.wait_turn(item)
         correlation_id = f"warren-replay-{self.job.id}-{item.position}-{uuid.uuid4().hex[:8]}"
         try:
             outgoing = prepare(
