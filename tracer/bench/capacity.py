@@ -248,6 +248,11 @@ def _plugin_rate(watch, per_line):
 def _drain(vhost, url, expected, out, profile=False, taps=1):
     counter = common.MessageCounter(url)
     beam = broker_pid()
+    on_postgres = url.startswith(("postgres://", "postgresql://"))
+
+    def database_cpu():
+        return postgres_cpu() if on_postgres else 0.0
+
     processes = [
         common.TapProcess(vhost, url, profile=profile and index == 0).start()
         for index in range(taps)
@@ -346,8 +351,8 @@ def bare_pika_drain(config, vhost, expected, limit_s=DRAIN_LIMIT_S):
     return (count / elapsed if elapsed > 0 else 0.0), (cpu - first_cpu) / count * 1e6, count + 1
 
 
-def database_cpu():
-    """CPU so far of the local PostgreSQL server's processes (0 with SQLite or none)."""
+def postgres_cpu():
+    """CPU so far of the local PostgreSQL server's processes."""
     return sum(common.cpu_seconds(pid, children=False) for pid in _pids_named("postgres"))
 
 

@@ -43,6 +43,14 @@ def _declare_floor_queue(config, vhost):
         connection.close()
 
 
+def _tapped(out, options, seconds, niceness):
+    """The load with Warren's tap attached: (the load, events still in the tap queue)."""
+    out("overhead: Warren's tap" + (f", nice {niceness}" if niceness else ""))
+    with TappedRun(out, options.get("database_url"), niceness=niceness) as run_:
+        load = _load(run_.config, run_.vhost, seconds)
+        return load, queue_depth(run_.config, run_.vhost, settings.WARREN_TAP_QUEUE)
+
+
 def _load(config, vhost, seconds):
     # Not niced here: the clients, the broker and the tracer share the cores as equals.
     load = RpcLoad(config.amqp_url(), vhost, servers=2, clients=4, in_flight=10, niceness=0)
@@ -78,16 +86,10 @@ def run(options, out):
         with contextlib.suppress(BrokerError):
             client.delete_trace(vhost, vhost)
         client.set_tracing(vhost, False)
-    out("overhead: Warren's tap")
-    with TappedRun(out, options.get("database_url")) as run_:
-        tapped = _load(run_.config, run_.vhost, seconds)
-        tap_behind = queue_depth(run_.config, run_.vhost, settings.WARREN_TAP_QUEUE)
+    tapped, tap_behind = _tapped(out, options, seconds, niceness=0)
     # Like the plugin (whose writer inside the broker falls behind rather than
     # take CPU from the traffic), a tap run as a background service: `nice`.
-    out(f"overhead: Warren's tap, nice {BACKGROUND_NICENESS}")
-    with TappedRun(out, options.get("database_url"), niceness=BACKGROUND_NICENESS) as run_:
-        niced = _load(run_.config, run_.vhost, seconds)
-        niced_behind = queue_depth(run_.config, run_.vhost, settings.WARREN_TAP_QUEUE)
+    niced, niced_behind = _tapped(out, options, seconds, niceness=BACKGROUND_NICENESS)
     off, tapped, plugin, firehose, niced = (
         load.calls / load.elapsed_s for load in (off, tapped, plugin, firehose, niced)
     )

@@ -172,6 +172,8 @@ def _worker(options, out):
 
 def generate(units, end_us):
     """Store `units` calls (+ one plain publish each) through store_batch; (events, flows)."""
+    from django.db import connection
+
     from tracer import storage
     from tracer.decoding import captured_from_values
 
@@ -180,6 +182,7 @@ def generate(units, end_us):
     batch = []
     stored = 0
     analyzed = 0
+    on_postgres = connection.vendor == "postgresql"
     per_batch = BATCH_EVENTS // EVENTS_PER_UNIT
     for first in range(0, units, per_batch):
         for unit in range(first, min(units, first + per_batch)):
@@ -187,9 +190,11 @@ def generate(units, end_us):
         storage.store_batch(batch, now=end_us)
         stored += len(batch)
         batch = []
-        if stored > analyzed * 1.1 + 50:
-            analyzed = stored if _analyze_like_autovacuum() else analyzed
-    _analyze_like_autovacuum()
+        if on_postgres and stored > analyzed * 1.1 + 50:
+            _analyze_like_autovacuum()
+            analyzed = stored
+    if on_postgres:
+        _analyze_like_autovacuum()
     from tracer.models import Flow
 
     return stored, Flow.objects.count()
@@ -201,13 +206,10 @@ def _analyze_like_autovacuum():
     every query of the run blind, which no production database does."""
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        return False
     with connection.cursor() as cursor:
         cursor.execute(
             "ANALYZE tracer_message, tracer_flow, tracer_serviceminute, tracer_latencybucket"
         )
-    return True
 
 
 def _unit_events(unit, at, make):
