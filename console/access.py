@@ -15,8 +15,8 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-from console.management_api import BrokerError
 from console.models import ApiToken, AuditEntry
+from rabbit.management import BrokerError
 
 VIEWER = "viewer"
 OPERATOR = "operator"

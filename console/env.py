@@ -104,3 +104,33 @@ def env_url(name, default, schemes, environ=None):
     except ValueError:
         raise _bad(name, value, "a URL with a numeric port") from None
     return value
+
+
+def parse_node_urls(text, name="WARREN_MANAGEMENT_NODE_URLS"):
+    """'rabbit@a=http://10.0.0.1:15672/,rabbit@b=https://b.example:15671/' -> {node: url}.
+
+    Strict like the rest of this module: a malformed pair stops the start with its reason.
+    """
+    mapping = {}
+    for pair in env_list(name, [], environ={name: text}):
+        node, sep, url = (part.strip() for part in pair.partition("="))
+        expected = "comma-separated node=url pairs such as rabbit@host=http://host:15672/"
+        if not sep or "@" not in node or node.startswith("@") or node.endswith("@"):
+            raise ImproperlyConfigured(f"{name}: {pair!r} is not valid: expected {expected}.")
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ImproperlyConfigured(
+                f"{name}: {pair!r} is not valid: the URL must look like http(s)://host:port/."
+            )
+        if node in mapping:
+            raise ImproperlyConfigured(f"{name}: node {node!r} is given twice.")
+        mapping[node] = url
+    return mapping
+
+
+def env_node_urls(name="WARREN_MANAGEMENT_NODE_URLS", environ=None):
+    return parse_node_urls((environ if environ is not None else os.environ).get(name, ""), name)

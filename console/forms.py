@@ -9,8 +9,8 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.text import slugify
 
-from console.brokers import DEFAULT_SLUG
 from console.models import AuditEntry, Broker
+from rabbit.brokers import DEFAULT_SLUG
 
 MOVE_MAX = 10_000
 
@@ -208,7 +208,7 @@ class MoveForm(forms.Form):
         return data
 
     def move_arguments(self):
-        """Keyword arguments for tracer.amqp.move_messages."""
+        """Keyword arguments for rabbit.amqp.move_messages."""
         data = self.cleaned_data
         mode = data["mode"]
         return {

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 
 from console.exchanges import display_name
-from console.management_api import BrokerError
 from console.models import AuditEntry
-from tracer import amqp
+from rabbit import amqp
+from rabbit.management import BrokerError
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,5 @@
-"""WebSocket routes. Each app adds its consumers here."""
+"""WebSocket routes of the project: each app's routes, wired together here."""
 
-from django.urls import path
+from tracer import routing as tracer_routing
 
-from tracer.consumers import FlowsConsumer, MessagesConsumer
-
-websocket_urlpatterns = [
-    path("ws/flows/", FlowsConsumer.as_asgi(), name="ws_flows"),
-    path("ws/messages/", MessagesConsumer.as_asgi(), name="ws_messages"),
-]
+websocket_urlpatterns = [*tracer_routing.websocket_urlpatterns]

@@ -14,10 +14,10 @@ from console.env import (
     env_duration,
     env_int,
     env_list,
+    env_node_urls,
     env_str,
     env_url,
 )
-from tracer.cluster import env_node_urls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "tracer",
     "workloads",
     "replay",
+    "benchmarks",
 ]
 
 MIDDLEWARE = [
@@ -248,7 +249,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    # Captured events, flows and roll-ups older than WARREN_RETENTION (tracer/retention.py).
+    # Captured events, flows and roll-ups older than WARREN_RETENTION (tracer/store/retention.py).
     "tracer-prune": {"task": "tracer.prune", "schedule": 600.0},
 }
 

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from console.exchanges import display_name, exchange_row, policy_definitions
-from console.management_api import BrokerNotFound
 from console.queues import dead_letter_target
+from rabbit.management import BrokerNotFound
 
 # Up to this many queues + exchanges a vhost is loaded whole.
 FULL_LOAD_LIMIT = 2000

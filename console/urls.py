@@ -8,7 +8,6 @@ from console.views import (
     brokers,
     connections,
     exchanges,
-    health,
     overview,
     queues,
     topology,
@@ -19,7 +18,6 @@ urlpatterns = [
     path("login/", auth.login, name="login"),
     path("logout/", auth.logout, name="logout"),
     path("", overview.overview, name="overview"),
-    path("api/health", health.health, name="api_health"),
     # --- broker console ---
     path("queues/", queues.queue_list, name="queues"),
     path("queues/<name:vhost>/<name:name>/", queues.queue_detail, name="queue"),

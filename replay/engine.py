@@ -1,7 +1,7 @@
 """Running a replay job: plain functions the Celery task (and the tests) call.
 
 One worker runs a job from start to end over one confirmed-publish session
-per vhost (tracer.amqp.ReplaySession). For each item, in order:
+per vhost (rabbit.amqp.ReplaySession). For each item, in order:
 
     wait for its time (rate limit, original timing) — checking cancel meanwhile
     mark it `sending` (commit) → publish, mandatory, wait for the confirm
@@ -25,12 +25,13 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from console.brokers import default_broker, get_broker
+from console.brokers import get_broker
 from console.models import AuditEntry
+from rabbit import amqp
+from rabbit.brokers import default_broker
 from replay import rpc
 from replay.models import ReplayItem, ReplayJob
 from replay.outgoing import Options, Refused, Source, prepare
-from tracer import amqp
 from tracer.models import Message
 
 log = logging.getLogger("replay")
@@ -489,7 +490,7 @@ def _original_reply_body(item):
 
 
 def _reply_properties(props):
-    from tracer.decoding import json_safe
+    from tracer.tap.decoding import json_safe
 
     fields = {
         name: getattr(props, name, None)
@@ -500,7 +501,7 @@ def _reply_properties(props):
 
 
 def _default_amqp_url():
-    from console.brokers import default_amqp_url
+    from rabbit.brokers import default_amqp_url
 
     return default_amqp_url()
 

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from console.brokers import all_brokers, default_broker, get_broker
+from console.brokers import all_brokers, get_broker
 from console.models import AuditEntry
+from rabbit.brokers import default_broker
 from replay import selection
 from replay.models import ReplayItem, ReplayJob
 from tracer.models import Flow

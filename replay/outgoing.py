@@ -1,6 +1,6 @@
 """What a replay sends for one captured (or peeked) message: pure functions, no I/O.
 
-The stored properties are the firehose's, JSON-encoded by tracer.decoding
+The stored properties are the firehose's, JSON-encoded by tracer.tap.decoding
 (`{"$bytes": ...}` and friends for values JSON lacks); they are turned back
 into AMQP values only at the last moment. Storage keeps the original values —
 masking happens on the way to pages and the API — so a replay sends exactly
@@ -10,8 +10,8 @@ what the broker carried, not the masks.
 import decimal
 from dataclasses import dataclass, field
 
-from tracer import amqp
-from tracer.decoding import REPLAY_HEADER, restore_amqp_value
+from rabbit import amqp
+from tracer.tap.decoding import REPLAY_HEADER, restore_amqp_value
 
 REPLAY_COUNT_HEADER = "x-warren-replay-count"
 # Set when an operator chose to send a body the tracer had cut: the receiver can tell.

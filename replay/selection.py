@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from tracer import queries
 from tracer.masking import mask_body, masked_names
 from tracer.models import Flow, Message
+from tracer.web import queries
 
 MAX_ITEMS = 100_000
 MAX_ID = (1 << 63) - 1  # the largest id a database column holds
@@ -134,7 +134,7 @@ def by_flow_ids(values):
 def matching(filters):
     """Messages matching the Messages search parameters (a dict of strings).
 
-    The Messages search's own functions (tracer.queries) decide, so that a
+    The Messages search's own functions (tracer.web.queries) decide, so that a
     "Replay…" link from that page replays exactly what it listed.
     """
     filters = {

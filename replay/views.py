@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console import access
-from console.brokers import default_broker
-from console.management_api import BrokerError
+from rabbit.brokers import default_broker
+from rabbit.management import BrokerError
 from replay import engine, jobs, present, selection
 from replay.forms import ReplayForm, spec_source
 from replay.models import ReplayItem, ReplayJob

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.contrib.auth.models import Group, User
 
-from console.brokers import default_broker
+from rabbit.brokers import default_broker
 from tests.sick_management import sick_broker  # noqa: F401 - a fixture for every test
 
 # Tests that restart a broker, start their own cluster, or assert on timing run

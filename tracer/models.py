@@ -1,7 +1,7 @@
 """What the tracer stores: captured events, RPC flows, tap sessions and gaps,
 and per-minute latency roll-ups for statistics.
 
-The tap writes messages and flows with plain SQL in batches (tracer/storage.py);
+The tap writes messages and flows with plain SQL in batches (tracer/store/storage.py);
 these models describe the tables and serve the pages and the API. Identifiers
 between tables are plain integers, not foreign keys: a flow's id is the id of
 its request message (an orphan's, of its reply), assigned before either row is
@@ -163,7 +163,7 @@ class ServiceMinute(models.Model):
 
 
 class LatencyBucket(models.Model):
-    """Latency histogram per service and minute on a log scale (see tracer/stats.py)."""
+    """Latency histogram per service and minute on a log scale (see tracer/store/stats.py)."""
 
     vhost = models.TextField()
     service = models.TextField()

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from tracer import retention
+from tracer.store import retention
 
 
 @shared_task(name="tracer.prune")

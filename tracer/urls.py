@@ -2,9 +2,11 @@
 
 from django.urls import path
 
-from tracer import api, views, views_live
+from tracer.web import api, health, views
+from tracer.web import live_views as views_live
 
 urlpatterns = [
+    path("api/health", health.health, name="api_health"),
     path("api/messages", api.messages, name="api_messages"),
     path("api/messages/<int:message_id>", api.message, name="api_message"),
     path("api/flows", api.flows, name="api_flows"),
@@ -16,7 +18,7 @@ urlpatterns = [
     path("messages/<int:message_id>/body", views.message_body, name="message_body"),
     path("flows/", views.flows, name="flows"),
     path("flows/<int:flow_id>/", views.flow, name="flow"),
-    # live pages, latency and the sequence view (tracer/views_live.py)
+    # live pages, latency and the sequence view (tracer/web/live_views.py)
     path("live/", views_live.live_flows, name="live_flows"),
     path("live/messages/", views_live.live_messages, name="live_messages"),
     path("latency/", views_live.latency_page, name="latency"),

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 
-from tracer import amqp
+from rabbit import amqp
 from workloads.engine import Actor, Client, Plan, new_id, run_forever_plan, service_name
 from workloads.ledger import CallRecord
 

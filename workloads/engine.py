@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tracer import amqp
+from rabbit import amqp
 from workloads.ledger import Ledger, WorkloadResult
 
 log = logging.getLogger("workloads")

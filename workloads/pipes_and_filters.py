@@ -16,7 +16,7 @@ import json
 import random
 import secrets
 
-from tracer import amqp
+from rabbit import amqp
 from workloads.engine import (
     Actor,
     Client,

@@ -11,7 +11,7 @@ import json
 import random
 import time
 
-from tracer import amqp
+from rabbit import amqp
 from workloads.engine import (
     Actor,
     Client,

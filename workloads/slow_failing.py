@@ -19,7 +19,7 @@ from a timer), so a crash only ever takes its own request down with it.
 import json
 import random
 
-from tracer import amqp
+from rabbit import amqp
 from workloads.engine import (
     Actor,
     Client,

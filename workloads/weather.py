@@ -10,7 +10,7 @@ duplicate-reply case Warren counts.
 import json
 import random
 
-from tracer import amqp
+from rabbit import amqp
 from workloads.engine import (
     Actor,
     Client,

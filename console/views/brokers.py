@@ -7,12 +7,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console import access
-from console.brokers import DEFAULT_SLUG, SESSION_KEY, all_brokers, current_broker, get_broker
+from console.brokers import SESSION_KEY, all_brokers, current_broker, get_broker
 from console.forms import BrokerForm
-from console.management_api import BrokerError
 from console.models import AuditEntry, Broker
 from console.vhosts import forget_vhost_names
 from console.views.common import form_errors
+from rabbit.brokers import DEFAULT_SLUG
+from rabbit.management import BrokerError
 
 PROBE_TIMEOUT = 2.0
 

@@ -5,8 +5,8 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from console.listing import pager
-from console.management_api import BrokerError, BrokerNotFound
 from console.vhosts import forget_selection, selected_vhost
+from rabbit.management import BrokerError, BrokerNotFound
 
 
 def wants_partial(request):

@@ -11,10 +11,10 @@ from console import access, connections, queues
 from console.brokers import current_broker
 from console.forms import CloseConnectionForm
 from console.listing import fetch_page, paginate_locally
-from console.management_api import BrokerError, BrokerNotFound
 from console.url_segments import href_segment
 from console.views.common import render_list, wants_partial
 from console.views.queues import queue_href
+from rabbit.management import BrokerError, BrokerNotFound
 
 
 def connection_href(name, base=None):

@@ -10,9 +10,9 @@ from console import access, exchanges
 from console.brokers import current_broker
 from console.forms import BindForm, DeleteExchangeForm, PublishForm
 from console.listing import fetch_page
-from console.management_api import BrokerError, BrokerNotFound
 from console.url_segments import DEFAULT_EXCHANGE_SEGMENT, href_segment
 from console.views.common import render_list, wants_partial
+from rabbit.management import BrokerError, BrokerNotFound
 
 SORTABLE = list(exchanges.EXCHANGE_SORTS)
 

@@ -5,8 +5,8 @@ from django.views.decorators.http import require_GET
 
 from console import access
 from console.brokers import current_broker
-from console.management_api import BrokerError
 from console.overview import broker_summary
+from rabbit.management import BrokerError
 
 
 @access.page(access.VIEWER)

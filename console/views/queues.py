@@ -10,10 +10,10 @@ from console import access, exchanges, peek, queues
 from console.brokers import current_broker
 from console.forms import BindForm, DeleteQueueForm, MoveForm, PublishForm
 from console.listing import fetch_page
-from console.management_api import BrokerError, BrokerNotFound
 from console.models import AuditEntry
 from console.url_segments import href_segment
 from console.views.common import render_list, wants_partial
+from rabbit.management import BrokerError, BrokerNotFound
 
 SORTABLE = list(queues.QUEUE_SORTS)
 

@@ -13,10 +13,10 @@ from django.views.decorators.http import require_GET
 
 from console import access, topology
 from console.brokers import current_broker
-from console.management_api import BrokerError, BrokerNotFound
 from console.vhosts import selected_vhost
 from console.views.exchanges import exchange_href
 from console.views.queues import queue_href
+from rabbit.management import BrokerError, BrokerNotFound
 
 SUGGESTIONS = 15
 

@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from console.management_api import BrokerError, ManagementClient
+from rabbit.management import BrokerError, ManagementClient
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_S = 60.0

@@ -9,9 +9,9 @@ import time
 import pytest
 from django.test import override_settings
 
+from rabbit import amqp, cluster
 from tests.conftest import unique_name
 from tests.tracer.tapping import TapProcess, wait_for
-from tracer import amqp, cluster
 from tracer.models import Message, TapGap, TapSession
 
 # All transactional, so that pytest-django keeps them together (and in order)

@@ -8,9 +8,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from console.management_api import BrokerNotFound, segment
+from rabbit import cluster
+from rabbit.management import BrokerNotFound, segment
 from tests.conftest import unique_name
-from tracer import cluster
 
 
 def listener(node, protocol="http", ip="::", port=15672):

@@ -4,8 +4,8 @@ to viewers."""
 import pytest
 from django.urls import reverse
 
-from console.management_api import BrokerNotFound
 from console.models import AuditEntry
+from rabbit.management import BrokerNotFound
 from tests.console.helpers import (
     HOSTILE_EXCHANGE,
     HOSTILE_KEY,

@@ -5,11 +5,11 @@ import threading
 import pytest
 from django.urls import reverse
 
-from console.brokers import default_broker
-from console.management_api import BrokerNotFound
 from console.models import AuditEntry
+from rabbit import amqp
+from rabbit.brokers import default_broker
+from rabbit.management import BrokerNotFound
 from tests.console.helpers import wait_for
-from tracer import amqp
 
 CLIENT_NAME = "shop <b>checkout</b> ü"
 
@@ -55,7 +55,7 @@ def client_connection(mgmt, topology):
 
 
 def _segment(name):
-    from console.management_api import segment
+    from rabbit.management import segment
 
     return segment(name)
 

@@ -147,9 +147,9 @@ def test_it_publishes_from_the_exchange_page_and_shows_the_outcome(
 def test_it_shows_every_console_page_without_script_errors(
     page_as, superuser, live_server, mgmt, busy_topology
 ):
-    from console.brokers import default_broker
-    from console.management_api import segment
-    from tracer import amqp
+    from rabbit import amqp
+    from rabbit.brokers import default_broker
+    from rabbit.management import segment
 
     connection = amqp.blocking_connection(
         default_broker().amqp_url(), vhost=busy_topology, name="checkout <b>service</b>"

@@ -2,7 +2,7 @@
 
 from django.urls import reverse
 
-from console.management_api import BrokerAuthFailed, BrokerUnavailable, ManagementClient
+from rabbit.management import BrokerAuthFailed, BrokerUnavailable, ManagementClient
 
 
 def test_it_shows_the_live_broker_figures(viewer_client, mgmt):

@@ -1,8 +1,8 @@
 """List state in the URL: parsing, links that keep it, and paging lists the broker cannot."""
 
 from console.listing import ListQuery, pager, paginate_locally
-from console.management_api import Page
 from console.queues import QUEUE_SORTS, list_query
+from rabbit.management import Page
 
 
 def test_it_reads_page_size_sort_and_filter_from_the_query_string():

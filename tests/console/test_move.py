@@ -3,10 +3,10 @@
 import pytest
 from django.urls import reverse
 
-from console.brokers import default_broker
 from console.models import AuditEntry
+from rabbit import amqp
+from rabbit.brokers import default_broker
 from tests.console.helpers import publish, wait_for_messages
-from tracer import amqp
 
 
 def _dead_letter(vhost, queue, count):

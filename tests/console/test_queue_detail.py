@@ -4,7 +4,8 @@ import threading
 
 from django.urls import reverse
 
-from console.brokers import default_broker
+from rabbit import amqp
+from rabbit.brokers import default_broker
 from tests.console.helpers import (
     HOSTILE_EXCHANGE,
     HOSTILE_KEY,
@@ -13,7 +14,6 @@ from tests.console.helpers import (
     wait_for,
     wait_for_messages,
 )
-from tracer import amqp
 
 
 def _page(client, vhost, name, **headers):

@@ -102,7 +102,7 @@ class _DropsFirstRequest(BaseHTTPRequestHandler):
 
 
 def test_it_asks_a_get_again_when_the_connection_was_dropped():
-    from console.management_api import ManagementClient
+    from rabbit.management import ManagementClient
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _DropsFirstRequest)
     server.requests = 0

@@ -16,7 +16,7 @@ import pytest
 
 from tests.replay.helpers import capture
 from tracer.masking import MASK
-from tracer.serialize import INFLATE_LIMIT
+from tracer.web.serialize import INFLATE_LIMIT
 
 SECRET = "gz-secret-4711"
 

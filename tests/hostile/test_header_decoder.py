@@ -1,4 +1,4 @@
-"""Property tests over the firehose header decoder (tracer.decoding) and its way back.
+"""Property tests over the firehose header decoder (tracer.tap.decoding) and its way back.
 
 Header tables are generated as the Python values an AMQP table decoder yields:
 any nesting, bytes, decimals, timestamps, arrays, 32-bit overflowed integers,
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from replay import outgoing
-from tracer.decoding import decode, recover_timestamp, restore_amqp_value
+from tracer.tap.decoding import decode, recover_timestamp, restore_amqp_value
 
 PROPERTY_SETTINGS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

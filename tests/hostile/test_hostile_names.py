@@ -14,9 +14,9 @@ from urllib.parse import unquote, urlencode
 import pytest
 from django.urls import resolve, reverse
 
-from console.brokers import default_amqp_url
+from rabbit import amqp
+from rabbit.brokers import default_amqp_url
 from tests.tracer.tapping import TapProcess, wait_for
-from tracer import amqp
 from tracer.models import Flow, Message
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -4,14 +4,14 @@ The firehose routes a delivery as "deliver.<queue>" and a publish as
 "publish.<exchange>": for such names that routing key is longer than AMQP's
 255-byte short string, the broker cannot deliver the trace message to the tap
 and closes its connection with 541 INTERNAL_ERROR. The tap takes the message
-through the management API instead (tracer/rescue.py) and carries on.
+through the management API instead (tracer/tap/rescue.py) and carries on.
 """
 
 import pytest
 
-from console.brokers import default_amqp_url
+from rabbit import amqp
+from rabbit.brokers import default_amqp_url
 from tests.tracer.tapping import TapProcess, wait_for
-from tracer import amqp
 from tracer.models import Message
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

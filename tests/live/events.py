@@ -2,7 +2,7 @@
 
 import uuid
 
-from tracer.decoding import decode
+from tracer.tap.decoding import decode
 from tracer.times import now_us
 
 MS = 1000

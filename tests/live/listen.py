@@ -6,7 +6,7 @@ import time
 
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
-from tracer import live
+from tracer.live import publish as live
 
 
 class Listener:

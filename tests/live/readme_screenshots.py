@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 import pytest
 
-from console.brokers import default_broker
+from benchmarks.live import session_cookie, start_server, start_tap
+from rabbit.brokers import default_broker
 from tests.conftest import screenshot
 from tests.live.browsing import wait_live
-from tracer.benchmark import session_cookie, start_server, start_tap
 from tracer.models import Flow, Message
 from workloads.runner import WORKLOADS
 

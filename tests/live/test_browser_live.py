@@ -11,11 +11,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
-from console.brokers import default_broker
+from benchmarks.live import session_cookie, start_server, start_tap
+from rabbit.brokers import default_broker
 from tests.conftest import screenshot
 from tests.live.browsing import wait_live, wait_until
 from tests.live.proxy import TcpProxy
-from tracer.benchmark import session_cookie, start_server, start_tap
 from workloads.runner import run_bounded
 
 pytestmark = [

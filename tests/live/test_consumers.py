@@ -15,8 +15,10 @@ from console.asgi import application
 from tests.conftest import unique_name
 from tests.live.conftest import run_async
 from tests.live.events import rpc_call
-from tracer import live, storage, subscriptions
-from tracer.consumers import BURST
+from tracer.live import publish as live
+from tracer.live import subscriptions
+from tracer.live.consumers import BURST
+from tracer.store import storage
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("roles")]
@@ -34,7 +36,7 @@ def _socket(path, *headers):
 
 
 class Publisher:
-    """The tap's side: store calls, publish them live (as tracer.tap does)."""
+    """The tap's side: store calls, publish them live (as tracer.tap.process does)."""
 
     def __init__(self, broker="default"):
         self.sender = live.LivePublisher(broker=broker, min_interval_s=0.05)

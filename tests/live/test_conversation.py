@@ -7,9 +7,10 @@ from django.urls import reverse
 
 from tests.conftest import unique_name
 from tests.live.events import event, rpc_call
-from tracer import conversation, storage
 from tracer.models import Flow
+from tracer.store import storage
 from tracer.times import now_us
+from tracer.web import conversation
 
 
 def _kinds(diagram):

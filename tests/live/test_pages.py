@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from tests.conftest import unique_name
 from tests.live.events import event, rpc_call
-from tracer import storage
 from tracer.models import Flow
+from tracer.store import storage
 from tracer.times import now_us
 
 

@@ -12,7 +12,8 @@ from tests.conftest import unique_name
 from tests.live.events import event, rpc_call
 from tests.live.listen import Listener, events_of
 from tests.live.proxy import TcpProxy
-from tracer import live, storage
+from tracer.live import publish as live
+from tracer.store import storage
 from tracer.times import now_us
 
 

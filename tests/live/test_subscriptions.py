@@ -3,7 +3,7 @@
 import pytest
 
 from console.models import Broker
-from tracer.subscriptions import (
+from tracer.live.subscriptions import (
     FLOWS,
     MESSAGES,
     Filter,

@@ -5,10 +5,11 @@ import uuid
 
 from django.test import RequestFactory
 
-from console.brokers import default_amqp_url
-from tracer import amqp, storage
-from tracer.decoding import decode
+from rabbit import amqp
+from rabbit.brokers import default_amqp_url
 from tracer.models import Message
+from tracer.store import storage
+from tracer.tap.decoding import decode
 from tracer.times import now_us
 
 

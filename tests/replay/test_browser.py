@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from console.brokers import default_amqp_url
+from rabbit.brokers import default_amqp_url
 from replay import engine, jobs, spec
 from tests.conftest import screenshot
 from tests.replay.helpers import capture_many, operator_request, trace_event

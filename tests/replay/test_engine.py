@@ -165,8 +165,8 @@ def test_it_asks_a_second_confirmation_above_the_threshold(operator, broker, set
 
 
 def test_it_replays_to_another_broker_and_vhost(operator, broker, mgmt):
-    from console.brokers import default_broker
     from console.models import Broker as StoredBroker
+    from rabbit.brokers import default_broker
     from tests.conftest import unique_name
     from tests.replay.helpers import Broker
 

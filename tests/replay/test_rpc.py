@@ -30,7 +30,7 @@ class WrongFibonacciServer(Actor):
 
 def serve(broker, server_class, label):
     broker.channel.queue_declare(QUEUE)
-    from console.brokers import default_amqp_url
+    from rabbit.brokers import default_amqp_url
 
     context = Context(default_amqp_url(), broker.vhost, threading.Event(), reconnect=False)
     server = server_class(context, label)

@@ -2,7 +2,7 @@
 
 import uuid
 
-from tracer.decoding import decode
+from tracer.tap.decoding import decode
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

@@ -1,11 +1,11 @@
-"""Small RPC clients and servers for tap tests, through tracer.amqp."""
+"""Small RPC clients and servers for tap tests, through rabbit.amqp."""
 
 import threading
 import time
 import uuid
 
+from rabbit import amqp
 from tests.tracer.tapping import client
-from tracer import amqp
 
 
 def sequential_calls(

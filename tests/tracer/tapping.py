@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from django.db import connection
 
-from console.brokers import default_broker
-from tracer import amqp
+from rabbit import amqp
+from rabbit.brokers import default_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,13 +1,13 @@
-"""The tap's own AMQP consumer (tracer/amqp_raw.py) against the real broker."""
+"""The tap's own AMQP consumer (rabbit/raw.py) against the real broker."""
 
 import datetime
 import decimal
 import time
 
-from console.brokers import default_broker
+from rabbit import amqp
+from rabbit.brokers import default_broker
+from rabbit.raw import AMQPRawError, TraceConsumer
 from tests.tracer.tapping import client
-from tracer import amqp
-from tracer.amqp_raw import AMQPRawError, TraceConsumer
 
 HEADERS = {
     "text": "plain",

@@ -8,8 +8,8 @@ from django.test import Client
 
 from console.models import ApiToken
 from tests.tracer.frames import frame, rpc_call
-from tracer import storage
 from tracer.models import TapSession
+from tracer.store import storage
 from tracer.times import from_us, now_us
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,8 @@
 
 import pytest
 
-from console.brokers import default_broker
-from tracer.bench import capacity, common, queries
+from benchmarks import capacity, common, queries
+from rabbit.brokers import default_broker
 from tracer.models import Flow, Message
 
 

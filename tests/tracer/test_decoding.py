@@ -1,4 +1,4 @@
-"""tracer.decoding on real firehose frames from the broker, and on garbage."""
+"""tracer.tap.decoding on real firehose frames from the broker, and on garbage."""
 
 import datetime
 import decimal
@@ -7,9 +7,9 @@ import time
 import orjson
 import pytest
 
+from rabbit import amqp
 from tests.tracer.tapping import client, wait_for
-from tracer import amqp
-from tracer.decoding import decode, recover_timestamp, restore_amqp_value
+from tracer.tap.decoding import decode, recover_timestamp, restore_amqp_value
 from tracer.times import now_us
 
 HEADERS = {

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.tracer.frames import frame, rpc_call
-from tracer import storage
+from tracer.store import storage
 from tracer.times import now_us
 
 pytestmark = pytest.mark.django_db

@@ -1,12 +1,12 @@
-"""tracer.pairing: DESIGN §6 rules, and the same flows whatever the arrival order."""
+"""tracer.store.pairing: DESIGN §6 rules, and the same flows whatever the arrival order."""
 
 import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracer import pairing
-from tracer.pairing import DELIVER, PUBLISH, Event
+from tracer.store import pairing
+from tracer.store.pairing import DELIVER, PUBLISH, Event
 
 S = 1_000_000  # microseconds in a second
 T0 = 1_700_000_000 * S

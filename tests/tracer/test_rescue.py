@@ -1,12 +1,13 @@
-"""tracer.rescue: a trace message read through the management API becomes an event."""
+"""tracer.tap.rescue: a trace message read through the management API becomes an event."""
 
 import time
 
 import pytest
 
-from console.brokers import default_amqp_url
-from tracer import amqp, rescue
-from tracer.tap_reader import declare_tap_queue
+from rabbit import amqp
+from rabbit.brokers import default_amqp_url
+from tracer.tap import rescue
+from tracer.tap.reader import declare_tap_queue
 
 LONG_QUEUE = "l" * 250
 

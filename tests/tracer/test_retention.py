@@ -1,4 +1,4 @@
-"""tracer.retention: what is older than WARREN_RETENTION goes, in chunks; the rest stays."""
+"""tracer.store.retention: what is older than WARREN_RETENTION goes, in chunks; the rest stays."""
 
 from datetime import timedelta
 
@@ -6,9 +6,9 @@ import pytest
 from django.conf import settings
 
 from tests.tracer.frames import T0, S, rpc_call
-from tracer import storage
 from tracer.models import Flow, LatencyBucket, Message, ServiceMinute
-from tracer.retention import prune
+from tracer.store import storage
+from tracer.store.retention import prune
 from tracer.tasks import prune_captured
 from tracer.times import from_us
 

@@ -1,12 +1,12 @@
-"""tracer.stats: exact percentiles for small windows, roll-ups for large ones."""
+"""tracer.store.stats: exact percentiles for small windows, roll-ups for large ones."""
 
 import random
 
 import pytest
 
 from tests.tracer.frames import frame, rpc_call
-from tracer import stats, storage
-from tracer.stats import bucket_of, bucket_value_ms, percentile
+from tracer.store import stats, storage
+from tracer.store.stats import bucket_of, bucket_value_ms, percentile
 from tracer.times import from_us, now_us
 
 pytestmark = pytest.mark.django_db

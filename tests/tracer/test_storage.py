@@ -1,12 +1,12 @@
-"""tracer.storage: batches in, messages, flows and roll-ups out, in any order."""
+"""tracer.store.storage: batches in, messages, flows and roll-ups out, in any order."""
 
 import random
 
 import pytest
 
 from tests.tracer.frames import T0, S, frame, rpc_call
-from tracer import storage
 from tracer.models import Flow, LatencyBucket, Message, ServiceMinute, TapSession
+from tracer.store import storage
 from tracer.times import from_us, now_us
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +101,7 @@ def test_it_pairs_the_same_whatever_order_and_batches_the_events_arrive_in():
 
 
 def _copy(event):
-    from tracer.decoding import Captured
+    from tracer.tap.decoding import Captured
 
     fields = {name: getattr(event, name) for name in Captured.__slots__}
     fields.update(id=None, flow_id=None)

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from rabbit import amqp
 from tests.tracer.rpc import EchoServer, sequential_calls, timed_calls
 from tests.tracer.tapping import TapProcess, client, tracing_on, wait_for
-from tracer import amqp
 from tracer.models import Flow, Message, TapGap, TapSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -284,7 +284,7 @@ class _Listing:
 
 def test_it_follows_vhosts_created_and_deleted_with_star(scratch_vhost, mgmt, monkeypatch):
     from tests.conftest import unique_name
-    from tracer import tap as tap_module
+    from tracer.tap import process as tap_module
 
     second = unique_name("warren-test-vhost")
     mgmt.create_vhost(second)

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from console.brokers import default_amqp_url
+from rabbit.brokers import default_amqp_url
 from tests.tracer.tapping import TapProcess, wait_for
 from tracer.models import Flow, Message
 from workloads import run_bounded

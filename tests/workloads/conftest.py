@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from console.brokers import default_amqp_url
+from rabbit.brokers import default_amqp_url
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from console.management_api import segment
+from rabbit.management import segment
 from tests.conftest import unique_name
 from workloads import WORKLOADS
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from console.management_api import segment
+from rabbit.management import segment
 from workloads import WORKLOADS, Ledger
 
 

@@ -10,7 +10,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tracer.tap import STOP_GRACE_S, Tap, TapConfig
+from tracer.tap.process import STOP_GRACE_S, Tap, TapConfig
 
 
 class Command(BaseCommand):

@@ -11,8 +11,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from console.brokers import default_amqp_url, default_broker
-from console.management_api import BrokerError, BrokerNotFound
+from rabbit.brokers import default_amqp_url, default_broker
+from rabbit.management import BrokerError, BrokerNotFound
 from workloads import WORKLOADS, Ledger
 
 DEFAULT_VHOST = "warren-demo"

@@ -1,0 +1,579 @@
+"""A minimal AMQP 0-9-1 consumer over a plain socket: the tap's hot path only.
+
+Why a second AMQP module beside rabbit/amqp.py: profiling the tap showed
+pika's BlockingConnection spending about 60 µs of Python per trace message
+(frame objects, a BasicProperties object, its generic table decoder, callback
+dispatch), a wall near 16,000 events/s on one core before anything is stored.
+The tap needs one small part of the protocol — open a channel, set a prefetch,
+consume one queue, ack — so this module speaks just that, parses frames straight
+out of the socket buffer and decodes the header table with a decoder that
+yields the same Python values as pika's (long strings as text when they are
+UTF-8, `x` as bytes, `T` as an aware datetime, `D` as a Decimal; floats stay
+floats). Declarations, purges and everything else still go through pika in
+rabbit/amqp.py. Nothing but tracer/tap/reader.py uses this module, and it uses
+no client library at all.
+"""
+
+import contextlib
+import datetime
+import decimal
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+from urllib.parse import unquote, urlsplit
+
+PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
+FRAME_END = 0xCE
+CHANNEL = 1
+FRAME_MAX = 131072
+READ_SIZE = 1 << 18
+
+_FRAME = struct.Struct(">BHI")
+_METHOD = struct.Struct(">HH")
+_U8 = struct.Struct(">B").unpack_from
+_I8 = struct.Struct(">b").unpack_from
+_U16 = struct.Struct(">H").unpack_from
+_I16 = struct.Struct(">h").unpack_from
+_U32 = struct.Struct(">I").unpack_from
+_I32 = struct.Struct(">i").unpack_from
+_U64 = struct.Struct(">Q").unpack_from
+_I64 = struct.Struct(">q").unpack_from
+_F32 = struct.Struct(">f").unpack_from
+_F64 = struct.Struct(">d").unpack_from
+_DELIVER_TAG = struct.Struct(">QB").unpack_from
+_CONTENT = struct.Struct(">HHQH").unpack_from
+
+# Linux's SO_TIMESTAMPNS (the same number as its control message, SCM_TIMESTAMPNS):
+# the kernel stamps every packet as it arrives, so a frame read late (the feeder
+# busy decoding the previous ones, or waiting for a core) still carries the time
+# its bytes came. Python's socket module does not name it.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class AMQPRawError(Exception):
+    """The connection failed, the broker closed it, or it spoke nonsense."""
+
+
+class ConsumerCancelled(AMQPRawError):
+    """The broker cancelled the consumer (its queue was deleted)."""
+
+
+# --- field tables -------------------------------------------------------------
+
+
+def _text_or_bytes(raw):
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _value(data, offset):
+    kind = data[offset]
+    offset += 1
+    if kind == 83:  # S long string
+        length = _U32(data, offset)[0]
+        offset += 4
+        end = offset + length
+        return _text_or_bytes(data[offset:end]), end
+    if kind == 65:  # A array
+        length = _U32(data, offset)[0]
+        offset += 4
+        end = offset + length
+        values = []
+        while offset < end:
+            value, offset = _value(data, offset)
+            values.append(value)
+        return values, end
+    if kind == 70:  # F table
+        return _table(data, offset)
+    if kind == 73:  # I int32
+        return _I32(data, offset)[0], offset + 4
+    if kind == 108 or kind == 76:  # l / L int64
+        return _I64(data, offset)[0], offset + 8
+    if kind == 116:  # t bool
+        return data[offset] != 0, offset + 1
+    if kind == 98:  # b int8
+        return _I8(data, offset)[0], offset + 1
+    if kind == 66:  # B uint8
+        return data[offset], offset + 1
+    if kind == 115 or kind == 85:  # s / U int16
+        return _I16(data, offset)[0], offset + 2
+    if kind == 117:  # u uint16
+        return _U16(data, offset)[0], offset + 2
+    if kind == 105:  # i uint32
+        return _U32(data, offset)[0], offset + 4
+    if kind == 102:  # f float
+        return _F32(data, offset)[0], offset + 4
+    if kind == 100:  # d double
+        return _F64(data, offset)[0], offset + 8
+    if kind == 84:  # T timestamp
+        seconds = _U64(data, offset)[0]
+        return datetime.datetime.fromtimestamp(seconds, datetime.UTC), offset + 8
+    if kind == 68:  # D decimal
+        scale = data[offset]
+        raw = _I32(data, offset + 1)[0]
+        return decimal.Decimal(raw) * (decimal.Decimal(10) ** -scale), offset + 5
+    if kind == 120:  # x byte array
+        length = _U32(data, offset)[0]
+        offset += 4
+        return bytes(data[offset : offset + length]), offset + length
+    if kind == 86:  # V void
+        return None, offset
+    raise AMQPRawError(f"unknown field type {chr(kind)!r} in a header table")
+
+
+def _table(data, offset):
+    """A field table at `offset`: (dict, offset after it)."""
+    end = offset + 4 + _U32(data, offset)[0]
+    offset += 4
+    result = {}
+    while offset < end:
+        length = data[offset]
+        offset += 1
+        key = _text_or_bytes(data[offset : offset + length])
+        offset += length
+        result[key], offset = _value(data, offset)
+    return result, end
+
+
+def decode_table(data):
+    """A whole encoded field table (with its length prefix) as a dict."""
+    return _table(data, 0)[0]
+
+
+def _shortstr(data, offset):
+    length = data[offset]
+    offset += 1
+    return data[offset : offset + length], offset + length
+
+
+def _encode_shortstr(value):
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    if len(raw) > 255:
+        raise AMQPRawError("a short string is longer than 255 bytes")
+    return bytes([len(raw)]) + raw
+
+
+def _encode_longstr(raw):
+    return struct.pack(">I", len(raw)) + raw
+
+
+def encode_table(table):
+    """Only what the handshake sends: strings, booleans and nested tables."""
+    parts = []
+    for key, value in table.items():
+        parts.append(_encode_shortstr(key))
+        if isinstance(value, bool):
+            parts.append(b"t" + (b"\x01" if value else b"\x00"))
+        elif isinstance(value, dict):
+            parts.append(b"F" + encode_table(value))
+        else:
+            parts.append(b"S" + _encode_longstr(str(value).encode("utf-8")))
+    body = b"".join(parts)
+    return struct.pack(">I", len(body)) + body
+
+
+# --- properties of a content header ------------------------------------------
+
+# (flag bit, name, reader) in the order AMQP lays basic properties out.
+_SHORTSTR, _OCTET, _TABLE, _U64_PROP = "shortstr", "octet", "table", "u64"
+_BASIC_PROPERTIES = (
+    (15, "content_type", _SHORTSTR),
+    (14, "content_encoding", _SHORTSTR),
+    (13, "headers", _TABLE),
+    (12, "delivery_mode", _OCTET),
+    (11, "priority", _OCTET),
+    (10, "correlation_id", _SHORTSTR),
+    (9, "reply_to", _SHORTSTR),
+    (8, "expiration", _SHORTSTR),
+    (7, "message_id", _SHORTSTR),
+    (6, "timestamp", _U64_PROP),
+    (5, "type", _SHORTSTR),
+    (4, "user_id", _SHORTSTR),
+    (3, "app_id", _SHORTSTR),
+    (2, "cluster_id", _SHORTSTR),
+)
+_HEADERS_ONLY = 1 << 13
+
+
+def _headers_of(data, offset, flags):
+    """The `headers` property of a content header (the rest is skipped)."""
+    if flags == _HEADERS_ONLY:  # what the firehose sends: headers alone
+        return _table(data, offset)[0]
+    headers = None
+    for bit, _name, kind in _BASIC_PROPERTIES:
+        if not flags & (1 << bit):
+            continue
+        if kind == _SHORTSTR:
+            offset += 1 + data[offset]
+        elif kind == _OCTET:
+            offset += 1
+        elif kind == _U64_PROP:
+            offset += 8
+        else:
+            headers, offset = _table(data, offset)
+    return headers
+
+
+# --- arrival times --------------------------------------------------------------
+
+
+def _ask_for_kernel_stamps(sock):
+    """Switch on the kernel's receive timestamps (Linux); False where there are none."""
+    if not sys.platform.startswith("linux") or not _STAMP_SPACE:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _kernel_stamp_ns(ancillary):
+    """The SCM_TIMESTAMPNS control message of a recvmsg, in ns since the epoch, or None."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return seconds * 1_000_000_000 + nanoseconds
+    return None
+
+
+# --- the connection -------------------------------------------------------------
+
+
+class Delivery:
+    """One message: delivery tag, redelivered, routing key, headers, body, and `raw`:
+    the encoded properties as they came (they identify the message again on a
+    redelivery)."""
+
+    __slots__ = ("tag", "redelivered", "routing_key", "headers", "body", "raw")
+
+    def __init__(self, tag, redelivered, routing_key, headers, body, raw):
+        self.tag = tag
+        self.redelivered = redelivered
+        self.routing_key = routing_key
+        self.headers = headers
+        self.body = body
+        self.raw = raw
+
+
+class TraceConsumer:
+    """One connection, one channel, one consumer; acks may come from another thread."""
+
+    def __init__(self, url, vhost=None, name=None, heartbeat=30, connect_timeout=5.0):
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 5672
+        self.username = unquote(parts.username or "guest")
+        self.password = unquote(parts.password or "guest")
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        self.vhost = vhost if vhost is not None else (unquote(path) if path else "/")
+        self.name = name
+        self.heartbeat = heartbeat
+        self.connect_timeout = connect_timeout
+        self.consumer_tag = None
+        self.frame_max = FRAME_MAX
+        self._sock = None
+        self._send_lock = threading.Lock()
+        self._leftover = b""
+        self._partial = None  # [tag, redelivered, routing_key, headers, size, parts, got, raw]
+        self._last_sent = 0.0
+        self._last_received = 0.0
+        self.is_open = False
+        self.cancel_ok = False
+        self.received_us = 0
+        self.kernel_stamps = False
+
+    # --- sending ---
+
+    def _send(self, data):
+        with self._send_lock:
+            try:
+                self._sock.sendall(data)
+            except OSError as error:
+                raise AMQPRawError(f"cannot send to the broker: {error}") from error
+            self._last_sent = time.monotonic()
+
+    @staticmethod
+    def _frame(kind, channel, payload):
+        return _FRAME.pack(kind, channel, len(payload)) + payload + b"\xce"
+
+    def _method(self, channel, class_id, method_id, args=b""):
+        self._send(self._frame(FRAME_METHOD, channel, _METHOD.pack(class_id, method_id) + args))
+
+    # --- receiving during the handshake ---
+
+    def _read_frame(self, deadline):
+        while True:
+            data = self._leftover
+            if len(data) >= 7:
+                kind, channel, size = _FRAME.unpack_from(data, 0)
+                end = 7 + size
+                if len(data) > end:
+                    if data[end] != FRAME_END:
+                        raise AMQPRawError("bad frame end from the broker")
+                    self._leftover = data[end + 1 :]
+                    return kind, channel, data[7:end]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AMQPRawError("the broker did not answer in time")
+            self._sock.settimeout(remaining)
+            try:
+                chunk = self._sock.recv(READ_SIZE)
+            except OSError as error:
+                raise AMQPRawError(f"cannot read from the broker: {error}") from error
+            if not chunk:
+                raise AMQPRawError("the broker closed the connection")
+            self._leftover += chunk
+
+    def _expect(self, class_id, method_id, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            kind, channel, payload = self._read_frame(deadline)
+            if kind != FRAME_METHOD:
+                continue
+            got = _METHOD.unpack_from(payload, 0)
+            if got == (class_id, method_id):
+                return payload[4:]
+            self._closed_by_broker(channel, got, payload[4:])
+
+    def _closed_by_broker(self, channel, method, args):
+        if method in ((10, 50), (20, 40)):
+            code = _U16(args, 0)[0]
+            text, _ = _shortstr(args, 2)
+            if method == (10, 50):
+                self._method(0, 10, 51)
+            else:
+                self._method(channel, 20, 41)
+            self.is_open = False
+            reason = text.decode("utf-8", "replace")
+            what = "connection" if method == (10, 50) else "channel"
+            raise AMQPRawError(f"the broker closed the {what}: {code} {reason}")
+        raise AMQPRawError(f"unexpected method {method} from the broker")
+
+    # --- opening ---
+
+    def connect(self):
+        try:
+            self._sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+        except OSError as error:
+            raise AMQPRawError(f"cannot connect to {self.host}:{self.port}: {error}") from error
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.kernel_stamps = _ask_for_kernel_stamps(self._sock)
+        self._send(PROTOCOL_HEADER)
+        self._expect(10, 10)  # Connection.Start
+        client_properties = {
+            "product": "Warren",
+            "capabilities": {
+                "consumer_cancel_notify": True,
+                "basic.nack": True,
+                "connection.blocked": True,
+                "authentication_failure_close": True,
+            },
+        }
+        if self.name:
+            client_properties["connection_name"] = self.name
+        response = b"\x00" + self.username.encode() + b"\x00" + self.password.encode()
+        self._method(
+            0,
+            10,
+            11,
+            encode_table(client_properties)
+            + _encode_shortstr("PLAIN")
+            + _encode_longstr(response)
+            + _encode_shortstr("en_US"),
+        )
+        tune = self._expect(10, 30)
+        channel_max, frame_max, heartbeat = struct.unpack_from(">HIH", tune, 0)
+        self.frame_max = min(frame_max or FRAME_MAX, FRAME_MAX)
+        if heartbeat and self.heartbeat:
+            self.heartbeat = min(heartbeat, self.heartbeat)
+        elif not self.heartbeat:
+            self.heartbeat = 0
+        self._method(
+            0, 10, 31, struct.pack(">HIH", channel_max or 1, self.frame_max, self.heartbeat)
+        )
+        self._method(0, 10, 40, _encode_shortstr(self.vhost) + b"\x00\x00")
+        self._expect(10, 41)
+        self._method(CHANNEL, 20, 10, b"\x00")
+        self._expect(20, 11)
+        self._last_received = time.monotonic()
+        self.is_open = True
+        return self
+
+    def consume(self, queue, prefetch):
+        self._method(CHANNEL, 60, 10, struct.pack(">IHB", 0, min(prefetch, 65535), 0))
+        self._expect(60, 11)
+        self._method(
+            CHANNEL,
+            60,
+            20,
+            struct.pack(">H", 0)
+            + _encode_shortstr(queue)
+            + _encode_shortstr("")
+            + b"\x00"
+            + encode_table({}),
+        )
+        answer = self._expect(60, 21)
+        self.consumer_tag = _shortstr(answer, 0)[0]
+
+    # --- the hot path ---
+
+    def fileno(self):
+        return self._sock.fileno()
+
+    def take_buffered(self):
+        """Deliveries already read with the consume's answer (they came in one packet)."""
+        data, self._leftover = self._leftover, b""
+        return self._parse(data) if data else []
+
+    def poll(self, timeout):
+        """Deliveries that arrived within `timeout` seconds (maybe none)."""
+        buffered = self.take_buffered()
+        if buffered:
+            return buffered
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        if not ready:
+            self.idle()
+            return []
+        return self.read()
+
+    def idle(self):
+        """Nothing to read: send a heartbeat when due, and notice a silent broker."""
+        self._heartbeat()
+        if self.heartbeat and time.monotonic() - self._last_received > 2 * self.heartbeat:
+            self.is_open = False
+            raise AMQPRawError("the broker sent nothing for two heartbeats")
+
+    def read(self):
+        """Whatever the socket holds now (call when it is readable), as deliveries."""
+        self._heartbeat()
+        stamp_ns = None
+        try:
+            self._sock.settimeout(0)
+            if self.kernel_stamps:
+                chunk, ancillary, _flags, _address = self._sock.recvmsg(READ_SIZE, _STAMP_SPACE)
+                stamp_ns = _kernel_stamp_ns(ancillary)
+            else:
+                chunk = self._sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return []
+        except OSError as error:
+            self.is_open = False
+            raise AMQPRawError(f"cannot read from the broker: {error}") from error
+        if not chunk:
+            self.is_open = False
+            raise AMQPRawError("the broker closed the connection")
+        # When these bytes arrived (µs since the epoch): the kernel's stamp (of the
+        # last packet read) when it gave one, else now, before parsing, which can
+        # take a while for a full buffer. Never later than now.
+        read_ns = time.time_ns()
+        if stamp_ns is None or stamp_ns > read_ns:
+            stamp_ns = read_ns
+        self.received_us = stamp_ns // 1000
+        self._last_received = time.monotonic()
+        return self._parse(self._leftover + chunk if self._leftover else chunk)
+
+    def _parse(self, data):
+        out = []
+        pos = 0
+        size_all = len(data)
+        unpack_frame = _FRAME.unpack_from
+        partial = self._partial
+        while size_all - pos >= 8:
+            kind, channel, size = unpack_frame(data, pos)
+            start = pos + 7
+            end = start + size
+            if end >= size_all:
+                break
+            if data[end] != FRAME_END:
+                raise AMQPRawError("bad frame end from the broker")
+            pos = end + 1
+            if kind == FRAME_BODY:
+                partial[5].append(data[start:end])
+                partial[6] += size
+                if partial[6] >= partial[4]:
+                    body = partial[5][0] if len(partial[5]) == 1 else b"".join(partial[5])
+                    out.append(Delivery(*partial[:4], body, partial[7]))
+                    partial = None
+            elif kind == FRAME_METHOD:
+                if data[start : start + 4] == b"\x00\x3c\x00\x3c":  # Basic.Deliver
+                    offset = start + 5 + data[start + 4]  # past the consumer tag
+                    tag, redelivered = _DELIVER_TAG(data, offset)
+                    offset += 9
+                    offset += 1 + data[offset]  # past the exchange
+                    length = data[offset]
+                    routing_key = data[offset + 1 : offset + 1 + length]
+                    partial = [tag, bool(redelivered), routing_key, None, 0, [], 0, b""]
+                else:
+                    self._partial = partial
+                    self._other_method(channel, data[start:end])
+            elif kind == FRAME_HEADER:
+                _class, _weight, body_size, flags = _CONTENT(data, start)
+                partial[3] = _headers_of(data, start + 14, flags)
+                partial[4] = body_size
+                partial[7] = data[start + 14 : end]
+                if body_size == 0:
+                    out.append(Delivery(*partial[:4], b"", partial[7]))
+                    partial = None
+            # heartbeats need nothing: any frame shows the broker is there
+        self._partial = partial
+        self._leftover = data[pos:]
+        return out
+
+    def _other_method(self, channel, payload):
+        method = _METHOD.unpack_from(payload, 0)
+        if method == (60, 30):  # Basic.Cancel from the broker
+            self.is_open = False
+            raise ConsumerCancelled("the broker cancelled the tap's consumer")
+        if method == (60, 31):  # Cancel-Ok: nothing more will be delivered
+            self.cancel_ok = True
+            return
+        if method in ((10, 60), (10, 61)):  # blocked, unblocked
+            return
+        self._closed_by_broker(channel, method, payload[4:])
+
+    def _heartbeat(self):
+        if self.heartbeat and time.monotonic() - self._last_sent > self.heartbeat / 2:
+            self._send(self._frame(FRAME_HEARTBEAT, 0, b""))
+
+    def ack(self, tag, multiple=True):
+        """Thread-safe: the writer acks after its commit."""
+        self._method(CHANNEL, 60, 80, struct.pack(">QB", tag, 1 if multiple else 0))
+
+    def cancel(self):
+        if self.consumer_tag is not None and self.is_open:
+            self._method(CHANNEL, 60, 30, _encode_shortstr(self.consumer_tag) + b"\x01")
+            self.consumer_tag = None
+
+    def close(self):
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if self.is_open:
+            self.is_open = False
+            try:
+                with self._send_lock:
+                    sock.sendall(
+                        self._frame(
+                            FRAME_METHOD,
+                            0,
+                            _METHOD.pack(10, 50)
+                            + struct.pack(">H", 200)
+                            + _encode_shortstr("bye")
+                            + b"\x00\x00\x00\x00",
+                        )
+                    )
+                sock.settimeout(1.0)
+                sock.recv(4096)  # Close-Ok, or whatever was in flight
+            except OSError:
+                pass
+        with contextlib.suppress(OSError):
+            sock.close()

@@ -1,0 +1,158 @@
+"""The tap's feeder process: one per traced vhost, reading and decoding on a core of its own.
+
+Profiling the tap (one process, reader threads and the writer under one GIL)
+showed reading (pika) and decoding take more than half of every event's
+Python time, so storing could never have the whole core. The tap's reader
+thread (tracer/tap/reader.py) therefore starts this process, which consumes the
+tap queue over rabbit/raw.py, stamps each frame on arrival, decodes it
+once (tracer/tap/decoding.py) and hands the decoded events to the tap through a
+pipe, in chunks. The tap acks through the same pipe after its commit.
+
+Nothing here touches Django or the database, and the process ends as soon as
+its pipe closes: a tap that dies (even by SIGKILL) takes its feeders with it,
+and the broker requeues whatever was not acked.
+"""
+
+import contextlib
+import select
+import signal
+import sys
+import time
+from multiprocessing.connection import Connection
+
+from rabbit.raw import AMQPRawError, TraceConsumer
+from tracer.tap.decoding import decode
+from tracer.times import now_us
+
+# Parent -> feeder
+CONFIG = "config"  # first message: where to read (credentials never on the command line)
+ACK = "ack"
+CANCEL = "cancel"
+CLOSE = "close"
+# Feeder -> parent
+READY = "ready"
+EVENTS = "events"
+CANCELLED = "cancelled"
+LOST = "lost"
+
+CHUNK = 1000  # most events per message on the pipe
+FLUSH_S = 0.005  # longest an event waits in the feeder for others to travel with
+IDLE_WAIT_S = 0.05
+
+
+def main():
+    """`python -m tracer.tap.feed FD`: FD is the tap's end of a socket pair."""
+    # The tap decides when its feeder stops (after its last acks): Ctrl-C or a
+    # SIGTERM sent to the whole process group must not end this process first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = Connection(int(sys.argv[1]))
+    try:
+        kind, config = conn.recv()
+    except (EOFError, OSError):
+        return
+    if kind == CONFIG:
+        run(conn, **config)
+
+
+def run(conn, url, vhost, name, queue, prefetch, body_limit):
+    """The feeder's main loop (the target of a spawned process)."""
+    consumer = None
+    tags = Tags()
+    try:
+        consumer = TraceConsumer(url, vhost=vhost, name=name).connect()
+        consumer.consume(queue, prefetch)
+        conn.send((READY,))
+        _loop(conn, consumer, body_limit, tags)
+    except (AMQPRawError, OSError) as error:
+        with contextlib.suppress(OSError, ValueError):
+            conn.send((LOST, str(error) or type(error).__name__, tags.unacked))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass  # the tap is gone
+    finally:
+        if consumer is not None:
+            consumer.close()
+
+
+class Tags:
+    """The highest delivery tag read and acked: how many deliveries a lost
+    connection left unacked (they come back first, in order, on the next one)."""
+
+    __slots__ = ("delivered", "acked")
+
+    def __init__(self):
+        self.delivered = 0
+        self.acked = 0
+
+    @property
+    def unacked(self):
+        return max(0, self.delivered - self.acked)
+
+
+def _loop(conn, consumer, body_limit, tags):
+    sock = consumer.fileno()
+    pipe = conn.fileno()
+    cancelling = False
+    pending = _decoded(consumer.take_buffered(), now_us(), body_limit)
+    if pending:
+        tags.delivered = pending[-1][0]
+    first_at = time.monotonic()
+    while True:
+        wait = IDLE_WAIT_S if not pending else max(0.0, FLUSH_S - (time.monotonic() - first_at))
+        readable, _, _ = select.select([sock, pipe], [], [], wait)
+        if pipe in readable:
+            while select.select([pipe], [], [], 0)[0]:  # Connection.poll() costs more
+                message = conn.recv()
+                kind = message[0]
+                if kind == ACK:
+                    consumer.ack(message[1])
+                    tags.acked = max(tags.acked, message[1])
+                elif kind == CANCEL and not cancelling:
+                    cancelling = True
+                    consumer.cancel()
+                elif kind == CLOSE:
+                    return
+        if sock in readable:
+            events = _decoded(consumer.read(), consumer.received_us, body_limit)
+            if events:
+                tags.delivered = max(tags.delivered, events[-1][0])
+                if not pending:
+                    first_at = time.monotonic()
+                pending.extend(events)
+        else:
+            consumer.idle()
+        # Events wait a few milliseconds to travel together: stamped already, they
+        # lose no accuracy, and the tap's writer wakes once for many.
+        if pending and (
+            len(pending) >= CHUNK or time.monotonic() - first_at >= FLUSH_S or cancelling
+        ):
+            for start in range(0, len(pending), CHUNK):
+                conn.send((EVENTS, pending[start : start + CHUNK]))
+            pending = []
+        if cancelling and consumer.cancel_ok:
+            conn.send((CANCELLED,))
+            cancelling = False
+            consumer.cancel_ok = False
+
+
+def _decoded(deliveries, arrival_us, body_limit):
+    """(delivery tag, Captured) for each delivery, stamped when its bytes were read."""
+    return [
+        (
+            delivery.tag,
+            decode(
+                delivery.routing_key,
+                delivery.headers,
+                delivery.body,
+                arrival_us,
+                body_limit,
+                tap_redelivered=delivery.redelivered,
+                header_bytes=delivery.raw,
+            ),
+        )
+        for delivery in deliveries
+    ]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,473 @@
+"""The tap (DESIGN §5): firehose in, batches stored, acks after commit.
+
+Reader threads (tracer/tap/reader.py), one per traced vhost, queue the events
+their feeder processes stamped and decoded, in chunks; this writer thread takes
+up to `batch_size` events or what arrived within `batch_ms`, stores them in one transaction
+(tracer/store/storage.py), and only then acks them (multiple). A crash loses nothing:
+unacked events come back, and those already stored are recognised as
+duplicates through the id ranges kept on the TapSession row.
+
+Once a second the writer sweeps timed-out flows, writes its counters (what
+/api/tap/status reports) and, with `*`, follows vhosts created and deleted.
+Gaps — the tap away, a lost connection, tracing found off, events dropped by
+the bounded queue — become TapGap rows.
+"""
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db.backends.signals import connection_created
+
+from rabbit.brokers import default_broker
+from rabbit.management import BrokerError
+from tracer.live import publish as live
+from tracer.models import TapGap, TapSession
+from tracer.store import storage
+from tracer.tap.reader import Control, VhostReader
+from tracer.times import from_us, now_us
+
+log = logging.getLogger("tracer.tap")
+
+ALL_VHOSTS = "*"
+TICK_S = 1.0
+VHOST_SCAN_S = 10.0
+ALIVE_S = 10.0  # a session whose heartbeat is older than this is not running
+ACK_GRACE_S = 2.0  # an acked batch's range is kept this long (the ack may be lost)
+OVERFLOW_MERGE_S = 5.0
+STOP_DEADLINE_S = 10.0  # retrying a batch the database refuses, once asked to stop
+# Asked to stop (`manage.py tap` on SIGTERM or Ctrl-C), the tap finishes its
+# batch, acks and says goodbye; whatever holds it up past this, the process
+# writes every thread's stack to its log and exits. Nothing is lost: what was
+# not acked waits in the tap queue for the next tap.
+STOP_GRACE_S = 20.0
+
+
+@dataclass
+class TapConfig:
+    vhosts: list
+    amqp_url: str
+    queue: str
+    max_length: int
+    body_limit: int
+    timeout_s: float
+    # Big batches: at high rates a call's four events (spread over the calls in
+    # flight) mostly meet in one batch, which pairs them in memory; measured
+    # with `manage.py bench capacity`.
+    batch_size: int = 8000
+    batch_ms: float = 100.0
+    prefetch: int = 16000
+    crash_after_batches: int = 0  # fault injection for tests: exit before acking
+
+    @classmethod
+    def from_settings(cls, **overrides):
+        values = {
+            "vhosts": list(settings.WARREN_TRACE_VHOSTS),
+            "amqp_url": default_broker().amqp_url(),
+            "queue": settings.WARREN_TAP_QUEUE,
+            "max_length": settings.WARREN_TAP_QUEUE_MAX_LENGTH,
+            "body_limit": settings.WARREN_BODY_LIMIT,
+            "timeout_s": settings.WARREN_RPC_TIMEOUT,
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+class BatchRecord:
+    """The id range of a committed batch, and when its acks went out."""
+
+    __slots__ = ("first_id", "last_id", "acked_at")
+
+    def __init__(self, first_id, last_id):
+        self.first_id = first_id
+        self.last_id = last_id
+        self.acked_at = None
+
+
+class Tap:
+    def __init__(self, config):
+        self.config = config
+        self.pid = os.getpid()
+        self.inbox = queue.SimpleQueue()  # Control, or (reader, generation, [(tag, event)])
+        self._carry = None  # events collected beyond a batch, first in the next
+        self.stopping = threading.Event()
+        self.finished = threading.Event()
+        self.readers = {}
+        self.session_id = None
+        self.batches_done = 0
+        self.counters = {"received": 0, "stored": 0, "duplicates": 0, "backlog": 0, "dropped": 0}
+        self.lag_ms = 0.0
+        self.last_event_us = None
+        self.problems = {}
+        self._records = deque()
+        self._management = None
+        self._next_scan = 0.0
+        self._previous_alive = {}
+        self._batch_records = []
+        self.shared_vhosts = set()
+
+    def management(self):
+        if self._management is None:
+            self._management = default_broker().client()
+        return self._management
+
+    def stop(self, *_):
+        self.stopping.set()
+
+    # --- main loop -------------------------------------------------------------
+
+    def run(self):
+        # Every connection this process opens writes like the tap: a bigger page cache.
+        connection_created.connect(storage.tune_writer_connection)
+        if connection.connection is not None:
+            storage.tune_writer_connection(connection=connection)
+        self._start_session()
+        reason = "stopped"
+        try:
+            self._sync_readers()
+            self._loop()
+        except BaseException as error:
+            reason = f"failed: {type(error).__name__}: {error}"
+            log.exception("the tap failed")
+            raise
+        finally:
+            self.stopping.set()
+            self._finish(reason)
+
+    def _loop(self):
+        next_tick = time.monotonic() + TICK_S
+        while True:
+            items = self._collect()
+            if items:
+                self._handle(items)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_S
+                self._tick()
+            quiet = self.inbox.empty() and self._carry is None
+            if self.stopping.is_set() and self._readers_quiet() and quiet:
+                return
+
+    def _readers_quiet(self):
+        return all(reader.cancelled.is_set() for reader in self.readers.values())
+
+    def _collect(self):
+        """Controls and event chunks for one batch: up to batch_size events or batch_ms."""
+        items = []
+        count = 0
+        if self._carry is not None:
+            items, count, self._carry = [self._carry], len(self._carry[2]), None
+        else:
+            try:
+                first = self.inbox.get(timeout=0.2)
+            except queue.Empty:
+                return []
+            items.append(first)
+            count = 0 if isinstance(first, Control) else len(first[2])
+        limit = self.config.batch_size
+        deadline = time.monotonic() + self.config.batch_ms / 1000.0
+        while count < limit:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self.inbox.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            items.append(item)
+            if not isinstance(item, Control):
+                count += len(item[2])
+        if count > limit:
+            # The last chunk overshoots: its rest opens the next batch.
+            reader, generation, pairs = items[-1]
+            keep = len(pairs) - (count - limit)
+            items[-1] = (reader, generation, pairs[:keep])
+            self._carry = (reader, generation, pairs[keep:])
+        return items
+
+    def _handle(self, items):
+        events = []
+        highest = {}  # (reader, generation) -> highest delivery tag in this batch
+        for item in items:
+            if isinstance(item, Control):
+                self._control(item)
+                continue
+            reader, generation, pairs = item
+            if not pairs:
+                continue
+            events.extend([event for _, event in pairs])
+            key = (reader, generation)
+            if generation is None:
+                highest[key] = None  # rescued through the management API: nothing to ack
+            else:
+                highest[key] = max(highest.get(key, 0), pairs[-1][0])
+        if not events:
+            return
+        first_arrival = min(event.captured_us for event in events)
+        self._batch_records = []
+        result = self._store(events)
+        self.lag_ms = max(0.0, (now_us() - first_arrival) / 1000.0)
+        self.batches_done += 1
+        if self.config.crash_after_batches and self.batches_done >= self.config.crash_after_batches:
+            os._exit(70)  # committed, not acked: the fault the tests need
+        self._ack(highest, self._batch_records)
+        live.publish_batch(result, events)
+
+    def _ack(self, highest, records):
+        pending = [len(highest)]
+
+        def one_acked():
+            pending[0] -= 1
+            if pending[0] <= 0:
+                for record in records:
+                    record.acked_at = time.monotonic()
+
+        for (reader, generation), tag in highest.items():
+            reader.ack(generation, tag, one_acked)
+
+    # --- storing ---------------------------------------------------------------
+
+    def _store(self, events):
+        delay = 0.2
+        deadline = None
+        while True:
+            try:
+                result = storage.store_batch(
+                    events, timeout_s=self.config.timeout_s, session_update=self._session_update
+                )
+                self.problems.pop("database", None)
+                return result
+            except (OperationalError, InterfaceError) as error:
+                # The database is busy or away: keep the events (unacked) and retry.
+                self.problems["database"] = f"cannot store events: {error}"
+                log.warning("tap cannot store a batch, retrying: %s", error)
+                connection.close()
+                if self.stopping.is_set():
+                    deadline = deadline or time.monotonic() + STOP_DEADLINE_S
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except (DatabaseError, ValueError, TypeError, OverflowError) as error:
+                log.warning("a batch failed (%s); storing its events one by one", error)
+                return self._store_one_by_one(events)
+
+    def _store_one_by_one(self, events):
+        total = storage.BatchResult()
+        for event in events:
+            try:
+                result = storage.store_batch(
+                    [event], timeout_s=self.config.timeout_s, session_update=self._session_update
+                )
+            except (OperationalError, InterfaceError):
+                raise
+            except (DatabaseError, ValueError, TypeError, OverflowError) as error:
+                log.warning("event unstorable as captured (%s); storing it stripped", error)
+                _strip(event, error)
+                try:
+                    result = storage.store_batch(
+                        [event],
+                        timeout_s=self.config.timeout_s,
+                        session_update=self._session_update,
+                    )
+                except (DatabaseError, ValueError, TypeError, OverflowError):
+                    log.exception("event dropped: it cannot be stored even stripped")
+                    continue
+            total.received += result.received
+            total.stored += result.stored
+            total.duplicates += result.duplicates
+            total.flows.extend(result.flows)
+            total.first_id = total.first_id or result.first_id
+            total.last_id = result.last_id or total.last_id
+        return total
+
+    def _session_update(self, cursor, result):
+        for name in ("received", "stored", "duplicates", "backlog"):
+            self.counters[name] += getattr(result, name)
+        if result.last_event_us:
+            self.last_event_us = max(self.last_event_us or 0, result.last_event_us)
+        if result.first_id is not None:
+            record = BatchRecord(result.first_id, result.last_id)
+            self._records.append(record)
+            self._batch_records.append(record)
+        self._write_session()
+
+    def _unacked_ranges(self):
+        now = time.monotonic()
+        while self._records and self._records[0].acked_at is not None:
+            if now - self._records[0].acked_at < ACK_GRACE_S:
+                break
+            self._records.popleft()
+        return [[record.first_id, record.last_id] for record in self._records]
+
+    def _write_session(self, **extra):
+        fields = dict(self.counters)
+        fields.update(
+            heartbeat_at=from_us(now_us()),
+            queue_depth=sum(reader.depth for reader in self.readers.values()),
+            lag_ms=round(self.lag_ms, 3),
+            last_event_at=from_us(self.last_event_us),
+            connected={vhost: reader.connected for vhost, reader in self.readers.items()},
+            vhosts=sorted(self.readers) or list(self.config.vhosts),
+            problems=self._problem_list(),
+            unacked_ranges=self._unacked_ranges(),
+        )
+        fields.update(extra)
+        TapSession.objects.filter(id=self.session_id).update(**fields)
+
+    def _problem_list(self):
+        problems = list(self.problems.values())
+        problems += [reader.problem for reader in self.readers.values() if reader.problem]
+        return problems
+
+    # --- once a second -----------------------------------------------------------
+
+    def _tick(self):
+        try:
+            swept = storage.sweep_timeouts(timeout_s=self.config.timeout_s)
+            live.publish_sweep(swept, self.config.timeout_s)
+            self._write_session()
+        except (OperationalError, InterfaceError) as error:
+            self.problems["database"] = f"cannot write: {error}"
+            connection.close()
+            return
+        if not self.stopping.is_set():
+            self._sync_readers()
+
+    def _sync_readers(self):
+        wanted = set(self.config.vhosts)
+        if ALL_VHOSTS in wanted:
+            if time.monotonic() < self._next_scan:
+                return
+            self._next_scan = time.monotonic() + VHOST_SCAN_S
+            try:
+                wanted = {vhost["name"] for vhost in self.management().vhosts()}
+                self.problems.pop("vhosts", None)
+            except BrokerError as error:
+                self.problems["vhosts"] = f"cannot list vhosts: {error.message}"
+                return
+        for vhost in sorted(wanted - set(self.readers)):
+            reader = VhostReader(self, vhost)
+            self.readers[vhost] = reader
+            reader.start()
+        for vhost in sorted(set(self.readers) - wanted):
+            reader = self.readers.pop(vhost)
+            reader.retire.set()
+            log.info("vhost %r is gone; the tap stops reading it", vhost)
+
+    # --- gaps ----------------------------------------------------------------------
+
+    def _control(self, control):
+        vhost = control.reader.vhost
+        self.counters["dropped"] += control.dropped
+        if control.kind == "connected":
+            if control.since_us is not None:
+                self._gap(
+                    vhost, control.since_us, control.at_us, control.dropped, "connection lost"
+                )
+            elif vhost in self._previous_alive:
+                since, reason = self._previous_alive.pop(vhost)
+                self._gap(vhost, since, control.at_us, control.dropped, reason)
+            elif control.dropped:
+                self._gap(vhost, control.at_us, control.at_us, control.dropped, "tap down")
+        elif control.kind == "dropped":
+            self._overflow(vhost, control)
+        elif control.kind == "tracing_off":
+            self._gap(vhost, control.since_us, control.at_us, 0, control.reason)
+
+    def _gap(self, vhost, since_us, until_us, dropped, reason):
+        gap = TapGap.objects.create(
+            vhost=vhost,
+            started_at=from_us(since_us),
+            ended_at=from_us(until_us),
+            dropped=dropped,
+            reason=reason,
+        )
+        log.warning("gap recorded: %s", gap)
+
+    def _overflow(self, vhost, control):
+        """Drops while running: one gap per burst of overflow, extended while it lasts."""
+        recent = from_us(control.at_us - int(OVERFLOW_MERGE_S * 1_000_000))
+        gap = (
+            TapGap.objects.filter(vhost=vhost, reason="tap queue full", ended_at__gte=recent)
+            .order_by("-ended_at")
+            .first()
+        )
+        if gap is None:
+            self._gap(
+                vhost, control.at_us - 1_000_000, control.at_us, control.dropped, "tap queue full"
+            )
+            return
+        gap.ended_at = from_us(control.at_us)
+        gap.dropped += control.dropped
+        gap.save(update_fields=["ended_at", "dropped"])
+
+    # --- session -----------------------------------------------------------------
+
+    def _start_session(self):
+        now = now_us()
+        alive_since = from_us(now - int(ALIVE_S * 1_000_000))
+        others = list(TapSession.objects.order_by("-heartbeat_at")[:200])
+        running = set()
+        for other in others:
+            if other.ended_at is None and other.heartbeat_at >= alive_since:
+                running.update(other.vhosts or ())
+        for other in others:
+            for vhost in other.vhosts or ():
+                if vhost in running or vhost in self._previous_alive:
+                    continue
+                reason = "tap stopped" if other.end_reason == "stopped" else "tap down"
+                last = other.ended_at or other.heartbeat_at
+                self._previous_alive[vhost] = (int(last.timestamp() * 1_000_000), reason)
+        # Another tap reads these vhosts' queues: what waits there is not backlog.
+        self.shared_vhosts = running
+        session = TapSession.objects.create(
+            pid=self.pid,
+            host=socket.gethostname(),
+            vhosts=list(self.config.vhosts),
+            started_at=from_us(now),
+            heartbeat_at=from_us(now),
+        )
+        self.session_id = session.id
+        log.info("tap started (session %s) for vhosts %s", session.id, self.config.vhosts)
+
+    def _finish(self, reason):
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(r.acked_at is None for r in self._records):
+            time.sleep(0.02)
+        self.finished.set()
+        for reader in list(self.readers.values()):
+            reader.join(5.0)
+        # Ranges stay only for batches whose ack never went out.
+        leftover = [[r.first_id, r.last_id] for r in self._records if r.acked_at is None]
+        try:
+            self._write_session(
+                ended_at=from_us(now_us()), end_reason=reason[:500], unacked_ranges=leftover
+            )
+        except DatabaseError:
+            log.exception("could not record the end of the tap session")
+        log.info(
+            "tap stopped: %(received)s received, %(stored)s stored, "
+            "%(duplicates)s duplicates, %(dropped)s dropped",
+            self.counters,
+        )
+
+
+def _strip(event, error):
+    """Keep the event's place in history without what the database refused."""
+    event.properties_json = '{"$unstorable": "properties refused by the database"}'
+    event.body = b""
+    event.body_truncated = event.body_size > 0
+    for name in ("node", "user", "connection", "exchange", "routing_key", "queue"):
+        value = getattr(event, name)
+        setattr(event, name, value.encode("utf-8", "replace").decode("ascii", "replace")[:255])
+    log.debug("stripped event after: %s", error)
