@@ -208,7 +208,7 @@ class MoveForm(forms.Form):
         return data
 
     def move_arguments(self):
-        """Keyword arguments for rabbit.amqp.move_messages."""
+        """Keyword arguments for rabbit.moving.move_messages."""
         data = self.cleaned_data
         mode = data["mode"]
         return {

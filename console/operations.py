@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from console.exchanges import display_name
 from console.models import AuditEntry
-from rabbit import amqp
+from rabbit import amqp, moving
 from rabbit.management import BrokerError
 
 
@@ -166,14 +166,14 @@ def move(request, broker, vhost, source, form):
     }[arguments["x_death"]]
     target = f"queue {source} → {arguments['target_queue'] or 'x-death'}"
     try:
-        result = amqp.move_messages(
+        result = moving.move_messages(
             broker.amqp_url(),
             vhost,
             source,
             name=f"warren-console move by {request.user.username}",
             **arguments,
         )
-    except (amqp.AMQPError, amqp.ConsoleMoveError) as error:
+    except (amqp.AMQPError, moving.ConsoleMoveError) as error:
         words = _amqp_words(error)
         _record(request, "move_messages", broker, vhost, target, False, f"{how}: {words}")
         return Outcome(False, f"Nothing moved from '{source}': {words}")

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console import access
 from console.models import AuditEntry
-from replay import engine, jobs, present, spec
+from replay import jobs, present, spec, workers
 from replay.models import ReplayJob
 
 
@@ -44,7 +44,7 @@ def replays_create(request):
 
 
 def _job(job_id):
-    engine.notice_interrupted(ReplayJob.objects.filter(id=job_id))
+    workers.notice_interrupted(ReplayJob.objects.filter(id=job_id))
     return get_object_or_404(ReplayJob, id=job_id)
 
 

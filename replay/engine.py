@@ -1,7 +1,7 @@
 """Running a replay job: plain functions the Celery task (and the tests) call.
 
 One worker runs a job from start to end over one confirmed-publish session
-per vhost (rabbit.amqp.ReplaySession). For each item, in order:
+per vhost (rabbit.replaying.ReplaySession). For each item, in order:
 
     wait for its time (rate limit, original timing) — checking cancel meanwhile
     mark it `sending` (commit) → publish, mandatory, wait for the confirm
@@ -10,15 +10,12 @@ per vhost (rabbit.amqp.ReplaySession). For each item, in order:
 so the job's counts are exact at every moment, and a worker killed anywhere
 leaves at most one item whose fate is unknown. The job row carries a
 heartbeat; a job whose heartbeat stops is marked interrupted by whoever looks
-at it next (`notice_interrupted`), and can be resumed (replay.jobs.resume_job).
+at it next (replay.workers.notice_interrupted), and can be resumed (replay.jobs.resume_job).
 """
 
 import logging
-import os
-import socket
 import time
 import uuid
-from datetime import timedelta
 from types import SimpleNamespace
 
 from django.db import connection
@@ -27,28 +24,20 @@ from django.utils import timezone
 
 from console.brokers import get_broker
 from console.models import AuditEntry
-from rabbit import amqp
+from rabbit import amqp, replaying
 from rabbit.brokers import default_broker
 from replay import rpc
 from replay.models import ReplayItem, ReplayJob
 from replay.outgoing import Options, Refused, Source, prepare
+from replay.workers import MAX_JOB_ERRORS, notice_interrupted, worker_name
 from tracer.models import Message
 
 log = logging.getLogger("replay")
 
 HEARTBEAT_S = 1.0
 CANCEL_CHECK_S = 0.1
-# No heartbeat for this long: the worker is gone. Longer than a publish may block
-# while the broker throttles publishers (blocked_connection_timeout, 30 s).
-STALE_AFTER_S = 45.0
-DEAD_PID_GRACE_S = 2.0  # same host, process gone: no need to wait for STALE_AFTER_S
 MAX_LAG_S = 1.0  # behind schedule by more than this: carry on at the rate, no burst
 CHUNK = 200
-MAX_JOB_ERRORS = 20
-
-
-def worker_name():
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _Stop(Exception):  # noqa: N818 - control flow: cancel seen between publishes
@@ -161,63 +150,6 @@ def _report(job):
     return report
 
 
-def notice_interrupted(jobs=None, now=None):
-    """Marks running jobs whose worker is gone as interrupted, with exact counts.
-
-    Gone: no heartbeat for STALE_AFTER_S, or (same host) the worker process no
-    longer exists. Returns how many were marked.
-    """
-    now = now or timezone.now()
-    jobs = ReplayJob.objects.all() if jobs is None else jobs
-    marked = 0
-    for job in jobs.filter(status=ReplayJob.RUNNING):
-        beat = job.heartbeat_at or job.started_at or job.created_at
-        silent = (now - beat).total_seconds()
-        if silent < STALE_AFTER_S and not (silent > DEAD_PID_GRACE_S and _process_gone(job.worker)):
-            continue
-        counts = job.counts_from_items()
-        words = (
-            f"the worker ({job.worker or 'unknown'}) stopped at {beat:%H:%M:%S} UTC: "
-            f"{counts['confirmed']:,} confirmed, {counts['failed']:,} failed, "
-            f"{job.total - counts['confirmed'] - counts['failed'] - counts['in_flight']:,} not sent"
-        )
-        if counts["in_flight"]:
-            words += (
-                f"; {counts['in_flight']} was in flight — published, never confirmed: it may or "
-                "may not have arrived"
-            )
-        updated = ReplayJob.objects.filter(
-            id=job.id, status=ReplayJob.RUNNING, heartbeat_at=job.heartbeat_at
-        ).update(
-            status=ReplayJob.INTERRUPTED,
-            finished_at=now,
-            sent=counts["sent"],
-            confirmed=counts["confirmed"],
-            failed=counts["failed"],
-            errors=(job.errors + [words])[-MAX_JOB_ERRORS:],
-            report={**job.report, "in_flight": counts["in_flight"]},
-        )
-        marked += updated
-    return marked
-
-
-def _process_gone(worker):
-    host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def stale_before():
-    return timezone.now() - timedelta(seconds=STALE_AFTER_S)
-
-
 class _Runner:
     """One run of one job: sessions, schedule, and the per-item steps."""
 
@@ -328,7 +260,7 @@ class _Runner:
             raise Refused(self.unusable[vhost])
         if vhost not in self.sessions:
             try:
-                self.sessions[vhost] = amqp.open_replay_session(
+                self.sessions[vhost] = replaying.open_replay_session(
                     self.amqp_url, vhost, name=f"warren replay #{self.job.id}"
                 )
             except amqp.AMQPConnectionError as error:

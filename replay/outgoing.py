@@ -10,7 +10,7 @@ what the broker carried, not the masks.
 import decimal
 from dataclasses import dataclass, field
 
-from rabbit import amqp
+from rabbit import amqp, moving
 from tracer.tap.decoding import REPLAY_HEADER, restore_amqp_value
 
 REPLAY_COUNT_HEADER = "x-warren-replay-count"
@@ -136,7 +136,7 @@ def replay_count(headers, replay_of):
 def destination(source, options):
     """(vhost, exchange, routing_key) this message goes to."""
     if options.redrive_how:
-        found = amqp.death_destination(
+        found = moving.death_destination(
             restore_amqp_value(source.properties.get("headers") or {}), options.redrive_how
         )
         if found is None:

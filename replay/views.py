@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console import access
 from rabbit.brokers import default_broker
 from rabbit.management import BrokerError
-from replay import engine, jobs, present, selection
+from replay import jobs, present, selection, workers
 from replay.forms import ReplayForm, spec_source
 from replay.models import ReplayItem, ReplayJob
 from tracer.models import Message
@@ -31,7 +31,7 @@ def _page_number(request):
 @access.page(access.VIEWER)
 @require_GET
 def replay_list(request):
-    engine.notice_interrupted()
+    workers.notice_interrupted()
     page = _page_number(request)
     total = ReplayJob.objects.count()
     pages = max(1, (total + LIST_SIZE - 1) // LIST_SIZE)
@@ -58,7 +58,7 @@ def replay_list(request):
 
 
 def _job(job_id):
-    engine.notice_interrupted(ReplayJob.objects.filter(id=job_id))
+    workers.notice_interrupted(ReplayJob.objects.filter(id=job_id))
     return get_object_or_404(ReplayJob, id=job_id)
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from console.models import AuditEntry
-from rabbit import amqp
+from rabbit import amqp, moving
 from rabbit.brokers import default_broker
 from tests.console.helpers import publish, wait_for_messages
 
@@ -117,7 +117,7 @@ def test_it_puts_back_a_message_no_queue_takes_and_stops(mgmt, topology):
     wait_for_messages(mgmt, topology, "orders.dead", 2)
     mgmt.delete_exchange(topology, "orders")  # the original route no longer exists
     mgmt.declare_exchange(topology, "orders", "topic")  # …or leads nowhere
-    result = amqp.move_messages(
+    result = moving.move_messages(
         default_broker().amqp_url(), topology, "orders.dead", x_death="route"
     )
     assert (result.available, result.moved) == (2, 0)
@@ -131,7 +131,7 @@ def test_it_never_moves_more_than_was_there_at_the_start(mgmt, topology):
     mgmt.bind(topology, "orders", "orders.dead", routing_key="order.created")
     _dead_letter(topology, "orders.new", 2)
     wait_for_messages(mgmt, topology, "orders.dead", 2)
-    result = amqp.move_messages(
+    result = moving.move_messages(
         default_broker().amqp_url(), topology, "orders.dead", x_death="route"
     )
     assert (result.available, result.moved, result.stopped) == (2, 2, "")
@@ -140,7 +140,7 @@ def test_it_never_moves_more_than_was_there_at_the_start(mgmt, topology):
 
 
 def test_it_will_not_start_without_a_destination():
-    with pytest.raises(amqp.ConsoleMoveError):
-        amqp.move_messages("amqp://unused", "/", "q")
-    with pytest.raises(amqp.ConsoleMoveError):
-        amqp.move_messages("amqp://unused", "/", "q", target_queue="q")
+    with pytest.raises(moving.ConsoleMoveError):
+        moving.move_messages("amqp://unused", "/", "q")
+    with pytest.raises(moving.ConsoleMoveError):
+        moving.move_messages("amqp://unused", "/", "q", target_queue="q")

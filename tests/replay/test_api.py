@@ -6,7 +6,7 @@ import time
 import pytest
 
 from console.models import ApiToken, AuditEntry
-from replay import engine
+from replay import engine, workers
 from replay.models import ReplayJob
 from tests.replay.helpers import capture, capture_many, trace_event
 from tests.replay.worker import Worker
@@ -160,7 +160,7 @@ def test_it_resumes_after_the_worker_is_killed_without_sending_twice(
         while ReplayJob.objects.get(id=job_id).confirmed < 15 and time.monotonic() < deadline:
             time.sleep(0.05)
         worker.kill()
-    time.sleep(engine.DEAD_PID_GRACE_S + 0.2)
+    time.sleep(workers.DEAD_PID_GRACE_S + 0.2)
 
     stopped = operator_client.get(f"/api/replays/{job_id}").json()
     assert (stopped["state"], stopped["status"]) == ("interrupted", "failed")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from replay import engine, jobs, spec
+from replay import engine, jobs, spec, workers
 from replay.models import ReplayItem, ReplayJob
 from tests.replay.helpers import capture, operator_request
 
@@ -216,13 +216,13 @@ def test_it_marks_a_job_whose_heartbeat_stopped_as_interrupted(operator, broker)
     items = list(job.items.order_by("position"))
     ReplayItem.objects.filter(id=items[0].id).update(state="confirmed", published=True)
     ReplayItem.objects.filter(id=items[1].id).update(state="sending", published=True)
-    beat = timezone.now() - timedelta(seconds=engine.STALE_AFTER_S - 5)
+    beat = timezone.now() - timedelta(seconds=workers.STALE_AFTER_S - 5)
     ReplayJob.objects.filter(id=job.id).update(
         status="running", heartbeat_at=beat, worker="another-host:4242", confirmed=0
     )
 
-    assert engine.notice_interrupted() == 0  # not silent for long enough yet
-    assert engine.notice_interrupted(now=beat + timedelta(seconds=engine.STALE_AFTER_S)) == 1
+    assert workers.notice_interrupted() == 0  # not silent for long enough yet
+    assert workers.notice_interrupted(now=beat + timedelta(seconds=workers.STALE_AFTER_S)) == 1
 
     job.refresh_from_db()
     assert (job.status, job.sent, job.confirmed, job.failed) == ("interrupted", 2, 1, 0)

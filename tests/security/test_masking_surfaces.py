@@ -13,9 +13,9 @@ import pytest
 
 from tests.replay.helpers import capture_many, trace_event
 from tracer.live import publish as live
+from tracer.live import rows
 from tracer.masking import MASK
 from tracer.models import Flow, Message
-from tracer.web import rows
 
 SECRETS = ("hunter2-pw-8461", "Bearer tok-8461-xyz", "ak-8461-nested")
 VHOST = "masking-surfaces"

@@ -23,9 +23,9 @@ from django.template.loader import render_to_string
 
 from console import access
 from tracer.live import publish as live
+from tracer.live import rows
 from tracer.live.subscriptions import FLOWS, MESSAGES, Filter, FilterError, visible_pairs
 from tracer.times import now_us
-from tracer.web import rows
 
 READABLE_PER_S = 25.0  # rows a second a person can still follow
 BURST = 40.0  # a quiet stream may show a short burst whole

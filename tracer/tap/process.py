@@ -30,7 +30,7 @@ from rabbit.brokers import default_broker
 from rabbit.management import BrokerError
 from tracer.live import publish as live
 from tracer.models import TapGap, TapSession
-from tracer.store import storage
+from tracer.store import sql, storage
 from tracer.tap.reader import Control, VhostReader
 from tracer.times import from_us, now_us
 
@@ -125,9 +125,9 @@ class Tap:
 
     def run(self):
         # Every connection this process opens writes like the tap: a bigger page cache.
-        connection_created.connect(storage.tune_writer_connection)
+        connection_created.connect(sql.tune_writer_connection)
         if connection.connection is not None:
-            storage.tune_writer_connection(connection=connection)
+            sql.tune_writer_connection(connection=connection)
         self._start_session()
         reason = "stopped"
         try:

@@ -17,10 +17,11 @@ from console import access
 from console.vhosts import selected_vhost
 from console.views.common import wants_partial
 from rabbit.brokers import default_broker
+from tracer.live import rows
 from tracer.live.events import flow_event
 from tracer.live.subscriptions import DEFAULT_SLOW_MS, FLOWS, Filter, FilterError
 from tracer.times import iso
-from tracer.web import conversation, latency, rows
+from tracer.web import conversation, latency
 
 FIRST_ROWS = 50
 ROW_CAP = 200  # rows the page keeps; older ones leave the DOM
