@@ -32,6 +32,7 @@ demo: services venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Most tests wait on the broker, so they run in parallel workers (each with its
 # own test database and scratch vhosts), and the SQLite and PostgreSQL runs of

@@ -83,7 +83,7 @@ def close_quietly(connection):
 class Actor(threading.Thread):
     """One workload thread with one named connection: a server, a client, a filter."""
 
-    prefetch = None  # basic_qos prefetch_count for consumers, when set
+    prefetch: int | None = None  # basic_qos prefetch_count for consumers, when set
 
     def __init__(self, context, label):
         super().__init__(name=label, daemon=True)

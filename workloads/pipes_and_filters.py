@@ -59,7 +59,9 @@ class Filter(Actor):
     """Consume `source`, transform, publish to `target` (or a failure report)."""
 
     prefetch = 5
-    source = target = step = None
+    source: str | None = None
+    target: str | None = None
+    step: str | None = None
 
     def setup(self):
         self.serve(self.source, self.on_message)
