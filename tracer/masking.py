@@ -9,7 +9,9 @@ WARREN_BODY_LIMIT, say) still has `"name": value` pairs masked by pattern.
 """
 
 import re
+from collections.abc import Set
 from functools import lru_cache
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -24,11 +26,11 @@ class _TooDeep(Exception):
     pass
 
 
-def masked_names():
+def masked_names() -> frozenset[str]:
     return frozenset(name.lower() for name in settings.WARREN_MASKED_FIELDS)
 
 
-def _mask_tree(value, names, depth=0):
+def _mask_tree(value: Any, names: Set[str], depth: int = 0) -> Any:
     if depth > TREE_DEPTH:
         raise _TooDeep
     if isinstance(value, dict):
@@ -41,16 +43,19 @@ def _mask_tree(value, names, depth=0):
     return value
 
 
-def mask_properties(properties, names=None):
+def mask_properties(
+    properties: dict[str, Any], names: frozenset[str] | None = None
+) -> dict[str, Any]:
     """Properties (with their headers table) with masked header values replaced."""
     names = masked_names() if names is None else names
     if not names or not properties:
         return properties
-    return _mask_tree(properties, names)
+    masked: dict[str, Any] = _mask_tree(properties, names)
+    return masked
 
 
 @lru_cache(maxsize=16)
-def _pair_pattern(names):
+def _pair_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
     alternatives = "|".join(re.escape(name) for name in sorted(names))
     value = rb'"(?:[^"\\]|\\.)*"?|[^,}\]\s]+'
     return re.compile(
@@ -58,7 +63,7 @@ def _pair_pattern(names):
     )
 
 
-def mask_body(body, names=None):
+def mask_body(body: bytes, names: frozenset[str] | None = None) -> bytes:
     """The body with masked JSON fields replaced; other bodies unchanged."""
     names = masked_names() if names is None else names
     if not names or not body:

@@ -63,7 +63,7 @@ class Message(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.event} #{self.id}"
 
 
@@ -114,7 +114,7 @@ class Flow(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"flow #{self.id} {self.service} {self.status}"
 
 
@@ -134,7 +134,7 @@ class ReplyQueue(models.Model):
             models.UniqueConstraint(fields=["vhost", "name"], name="tracer_reply_queue_unique")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name} ({self.vhost})"
 
 
@@ -158,7 +158,7 @@ class ServiceMinute(models.Model):
         ]
         indexes = [models.Index(fields=["minute"], name="tracer_service_minute_time")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.service} at {self.minute:%Y-%m-%d %H:%M}: {self.calls} calls"
 
 
@@ -180,7 +180,7 @@ class LatencyBucket(models.Model):
         ]
         indexes = [models.Index(fields=["minute"], name="tracer_latency_bucket_time")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.service} at {self.minute:%Y-%m-%d %H:%M}: bucket {self.bucket}"
 
 
@@ -211,7 +211,7 @@ class TapSession(models.Model):
     class Meta:
         indexes = [models.Index(fields=["heartbeat_at"], name="tracer_tap_heartbeat")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"tap {self.pid}@{self.host} since {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
@@ -227,7 +227,7 @@ class TapGap(models.Model):
     class Meta:
         indexes = [models.Index(fields=["started_at"], name="tracer_gap_time")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         end = self.ended_at.strftime("%H:%M:%S") if self.ended_at else "now"
         return (
             f"{self.reason}: {self.started_at:%H:%M:%S}–{end}, "

@@ -3,20 +3,29 @@ aware UTC datetimes in the database, ISO 8601 with microseconds in the API."""
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
 
-def now_us():
+def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def from_us(us):
+@overload
+def from_us(us: int) -> datetime: ...
+@overload
+def from_us(us: None) -> None: ...
+def from_us(us: int | None) -> datetime | None:
     return None if us is None else EPOCH + timedelta(microseconds=us)
 
 
-def to_us(value):
+@overload
+def to_us(value: datetime) -> int: ...
+@overload
+def to_us(value: None) -> None: ...
+def to_us(value: datetime | None) -> int | None:
     if value is None:
         return None
     if value.tzinfo is None:
@@ -24,7 +33,11 @@ def to_us(value):
     return (value - EPOCH) // MICROSECOND
 
 
-def iso(value):
+@overload
+def iso(value: datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
+def iso(value: datetime | None) -> str | None:
     """2024-05-01T12:00:03.000125Z — always with microseconds, always UTC."""
     if value is None:
         return None
@@ -33,5 +46,5 @@ def iso(value):
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def minute_us(us):
+def minute_us(us: int) -> int:
     return us - us % 60_000_000
