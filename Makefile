@@ -4,12 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/warren
 
-.PHONY: run test demo services venv migrate lint pytest-sqlite pytest-postgres parallel-sqlite parallel-postgres serial-sqlite serial-postgres screenshots bench clean
+.PHONY: run test demo services venv lock migrate lint pytest-sqlite pytest-postgres parallel-sqlite parallel-postgres serial-sqlite serial-postgres screenshots bench clean
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly the versions in requirements.lock (a new release of a
+# dependency cannot change a run); `make lock` refreshes the lock.
+LOCK := requirements.lock
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+	--no-emit-trusted-host --no-emit-find-links --output-file $(LOCK) pyproject.toml
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -87,6 +93,10 @@ bench: services venv
 	$(PY) manage.py bench_queues
 	$(PY) manage.py bench_live
 	$(PY) manage.py bench_load
+
+lock: venv
+	$(PIP_COMPILE) --upgrade
+	@echo "[warren] $(LOCK) refreshed: review the diff, then run make test"
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
