@@ -21,7 +21,9 @@ message can point at its flow before the flow row exists.
 """
 
 import bisect
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 PUBLISH = "publish"
 DELIVER = "deliver"
@@ -37,6 +39,11 @@ BY_REPLY_TO = "reply_to"
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 DIRECT_REPLY_TO_PREFIX = DIRECT_REPLY_TO + "."
+
+# (vhost, reply queue, correlation id): a group.
+GroupKey: TypeAlias = tuple[str, str, str]
+# (vhost, queue): a queue known to receive replies.
+ReplyQueueKey: TypeAlias = tuple[str, str]
 
 
 @dataclass(slots=True)
@@ -82,34 +89,35 @@ class Flow:
     redeliveries: int
     late: bool
     backlog: bool
-    members: frozenset = field(default_factory=frozenset)
+    members: frozenset[int] = field(default_factory=frozenset)
 
 
 @dataclass
 class Changes:
     """What storage has to write after a recompute."""
 
-    flows: dict  # flow id -> Flow (insert or update)
-    delete_flow_ids: set  # flows owned by recomputed groups that no longer exist
-    flow_of: dict  # event id -> flow id or None, for every event whose home group was recomputed
+    flows: dict[int, Flow]  # flow id -> Flow (insert or update)
+    delete_flow_ids: set[int]  # flows owned by recomputed groups that no longer exist
+    # event id -> flow id or None, for every event whose home group was recomputed
+    flow_of: dict[int, int | None]
 
 
-def is_direct_reply_to(queue):
+def is_direct_reply_to(queue: str) -> bool:
     return queue == DIRECT_REPLY_TO or queue.startswith(DIRECT_REPLY_TO_PREFIX)
 
 
-def service_of(exchange, routing_key):
+def service_of(exchange: str, routing_key: str) -> str:
     """The unit of latency statistics: `rpc_queue`, `amq.topic / weather.ohio`."""
     return f"{exchange} / {routing_key}" if exchange else routing_key
 
 
-def _target(event):
+def _target(event: Event) -> str:
     return event.routing_key if event.kind == PUBLISH else event.queue
 
 
-def group_keys(event):
+def group_keys(event: Event) -> list[GroupKey]:
     """The groups an event may belong to: as request side, as reply side."""
-    keys = []
+    keys: list[GroupKey] = []
     if event.reply_to:
         keys.append((event.vhost, event.reply_to, event.correlation_id))
     target = _target(event)
@@ -118,7 +126,7 @@ def group_keys(event):
     return keys
 
 
-def home_group(event):
+def home_group(event: Event) -> GroupKey | None:
     """The one group that decides the event's flow: a request side wins."""
     if event.reply_to:
         return (event.vhost, event.reply_to, event.correlation_id)
@@ -126,29 +134,29 @@ def home_group(event):
     return (event.vhost, target, event.correlation_id) if target else None
 
 
-def _sort_key(event):
+def _sort_key(event: Event) -> tuple[int, int]:
     return (event.at, event.id)
 
 
-def _ms(later, earlier):
+def _ms(later: int | None, earlier: int | None) -> float | None:
     if later is None or earlier is None:
         return None
     return round((later - earlier) / 1000.0, 3)
 
 
-def _closest_before(candidates, at):
+def _closest_before(candidates: Sequence[Event], at: int) -> Event:
     """The latest candidate at or before `at`, else the earliest (clock skew)."""
     times = [candidate.at for candidate in candidates]
     index = bisect.bisect_right(times, at)
     return candidates[index - 1] if index else candidates[0]
 
 
-def _attach(deliveries, publishes):
+def _attach(deliveries: Iterable[Event], publishes: Sequence[Event]) -> dict[int, list[Event]]:
     """Each delivery to the publish it delivers: same fingerprint first, then time."""
-    attached = {publish.id: [] for publish in publishes}
+    attached: dict[int, list[Event]] = {publish.id: [] for publish in publishes}
     if not publishes:
         return attached
-    by_fingerprint = {}
+    by_fingerprint: dict[int, list[Event]] = {}
     for publish in publishes:
         by_fingerprint.setdefault(publish.fingerprint, []).append(publish)
     for delivery in deliveries:
@@ -157,26 +165,30 @@ def _attach(deliveries, publishes):
     return attached
 
 
-def _assign_by_correlation_id(requests, replies):
-    answers = {request.id: [] for request in requests}
+def _assign_by_correlation_id(
+    requests: Sequence[Event], replies: Iterable[Event]
+) -> tuple[dict[int, list[Event]], list[Event]]:
+    answers: dict[int, list[Event]] = {request.id: [] for request in requests}
     for reply in replies:
         answers[_closest_before(requests, reply.at).id].append(reply)
     return answers, []
 
 
-def _assign_by_reply_to(requests, replies, timeout_us):
+def _assign_by_reply_to(
+    requests: Sequence[Event], replies: Iterable[Event], timeout_us: int
+) -> tuple[dict[int, list[Event]], list[Event]]:
     """Without a correlation id the oldest pending request takes the reply.
 
     A request that has already waited longer than the timeout only takes a reply
     when no request within the timeout is waiting: one lost request must not
     shift every later pairing on that reply queue.
     """
-    answers = {request.id: [] for request in requests}
-    orphans = []
+    answers: dict[int, list[Event]] = {request.id: [] for request in requests}
+    orphans: list[Event] = []
     timeline = sorted(
         [(r.at, 0, r.id, r) for r in requests] + [(r.at, 1, r.id, r) for r in replies]
     )
-    pending = []
+    pending: list[Event] = []
     for at, is_reply, _, event in timeline:
         if not is_reply:
             pending.append(event)
@@ -190,7 +202,15 @@ def _assign_by_reply_to(requests, replies, timeout_us):
     return answers, orphans
 
 
-def _request_flow(key, request, deliveries, replies, reply_deliveries, timeout_us, now_us):
+def _request_flow(
+    key: GroupKey,
+    request: Event,
+    deliveries: Iterable[Event],
+    replies: Iterable[Event],
+    reply_deliveries: dict[int, list[Event]],
+    timeout_us: int,
+    now_us: int,
+) -> Flow:
     vhost, reply_queue, correlation_id = key
     deliveries = sorted(deliveries, key=_sort_key)
     replies = sorted(replies, key=_sort_key)
@@ -250,7 +270,7 @@ def _request_flow(key, request, deliveries, replies, reply_deliveries, timeout_u
     )
 
 
-def _orphan_flow(key, reply, reply_deliveries):
+def _orphan_flow(key: GroupKey, reply: Event, reply_deliveries: dict[int, list[Event]]) -> Flow:
     vhost, reply_queue, correlation_id = key
     own = sorted(reply_deliveries.get(reply.id, ()), key=_sort_key)
     delivery = own[0] if own else None
@@ -281,9 +301,14 @@ def _orphan_flow(key, reply, reply_deliveries):
     )
 
 
-def _roles(key, events):
+def _roles(
+    key: GroupKey, events: Iterable[Event]
+) -> tuple[list[Event], list[Event], list[Event], list[Event]]:
     reply_queue = key[1]
-    requests, request_deliveries, replies, reply_deliveries = [], [], [], []
+    requests: list[Event] = []
+    request_deliveries: list[Event] = []
+    replies: list[Event] = []
+    reply_deliveries: list[Event] = []
     for event in sorted(events, key=_sort_key):
         if event.reply_to == reply_queue:
             (requests if event.kind == PUBLISH else request_deliveries).append(event)
@@ -294,7 +319,14 @@ def _roles(key, events):
     return requests, request_deliveries, replies, reply_deliveries
 
 
-def pair_group(key, events, *, known_reply_queue, timeout_s, now_us):
+def pair_group(
+    key: GroupKey,
+    events: Iterable[Event],
+    *,
+    known_reply_queue: bool,
+    timeout_s: float,
+    now_us: int,
+) -> list[Flow]:
     """The flows of one group, from all of its events."""
     requests, request_deliveries, replies, reply_deliveries = _roles(key, events)
     if not requests and not replies:
@@ -303,6 +335,8 @@ def pair_group(key, events, *, known_reply_queue, timeout_s, now_us):
     if not requests and not known:
         return []
     timeout_us = int(timeout_s * 1_000_000)
+    answers: dict[int, list[Event]]
+    orphans: list[Event]
     if not requests:
         answers, orphans = {}, list(replies)
     elif key[2]:
@@ -327,8 +361,10 @@ def pair_group(key, events, *, known_reply_queue, timeout_s, now_us):
     return flows
 
 
-def _by_group(events, keys=None):
-    groups = {}
+def _by_group(
+    events: Iterable[Event], keys: Collection[GroupKey] | None = None
+) -> dict[GroupKey, list[Event]]:
+    groups: dict[GroupKey, list[Event]] = {}
     for event in events:
         for key in group_keys(event):
             if keys is None or key in keys:
@@ -336,14 +372,17 @@ def _by_group(events, keys=None):
     return groups
 
 
-def _flow_of(events, flows_by_group):
+def _flow_of(
+    events: Iterable[Event], flows_by_group: dict[GroupKey, list[Flow]]
+) -> dict[int, int | None]:
     """Which flow each event belongs to, decided by its home group only."""
-    member_of = {}
+    # (home group, event id) -> flow id; looked up with home_group's None too.
+    member_of: dict[tuple[GroupKey | None, int], int] = {}
     for key, flows in flows_by_group.items():
         for flow in flows:
             for event_id in flow.members:
                 member_of.setdefault((key, event_id), flow.id)
-    assigned = {}
+    assigned: dict[int, int | None] = {}
     for event in events:
         home = home_group(event)
         if home in flows_by_group:
@@ -351,7 +390,13 @@ def _flow_of(events, flows_by_group):
     return assigned
 
 
-def pair(events, *, known_reply_queues=frozenset(), timeout_s, now_us):
+def pair(
+    events: Iterable[Event],
+    *,
+    known_reply_queues: Collection[ReplyQueueKey] = frozenset(),
+    timeout_s: float,
+    now_us: int,
+) -> tuple[dict[int, Flow], dict[int, int | None]]:
     """All flows of a set of events, and which flow each event belongs to.
 
     `known_reply_queues`: (vhost, queue) pairs known to receive replies; a reply
@@ -372,22 +417,30 @@ def pair(events, *, known_reply_queues=frozenset(), timeout_s, now_us):
     return flows, _flow_of(events, flows_by_group)
 
 
-def _unique(events):
-    seen = {}
+def _unique(events: Iterable[Event]) -> list[Event]:
+    seen: dict[int, Event] = {}
     for event in events:
         seen[event.id] = event
     return list(seen.values())
 
 
-def keys_of(events):
+def keys_of(events: Iterable[Event]) -> set[GroupKey]:
     """The groups a batch of new events touches: the ones to load and recompute."""
-    keys = set()
+    keys: set[GroupKey] = set()
     for event in events:
         keys.update(group_keys(event))
     return keys
 
 
-def recompute(loaded, new, keys, *, known_reply_queues=frozenset(), timeout_s, now_us):
+def recompute(
+    loaded: Iterable[Event],
+    new: Iterable[Event],
+    keys: Collection[GroupKey],
+    *,
+    known_reply_queues: Collection[ReplyQueueKey] = frozenset(),
+    timeout_s: float,
+    now_us: int,
+) -> Changes:
     """Incremental pairing: recompute `keys` from stored and new events.
 
     `loaded` must hold every stored event of each group in `keys` (more is
@@ -404,8 +457,8 @@ def recompute(loaded, new, keys, *, known_reply_queues=frozenset(), timeout_s, n
         if event.flow_id is None or event.flow_id in candidates
     ]
     groups = _by_group(usable, keys)
-    flows_by_group = {}
-    owned = set()
+    flows_by_group: dict[GroupKey, list[Flow]] = {}
+    owned: set[int] = set()
     for key, group in groups.items():
         flows_by_group[key] = pair_group(
             key,

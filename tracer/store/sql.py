@@ -6,20 +6,31 @@ naive UTC text, PostgreSQL as timestamptz) without a datetime object per value.
 """
 
 import functools
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import TypeAlias, TypeVar, overload
 
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model
 
 from tracer.times import from_us, to_us
 
 IN_CHUNK = 500
 
+# A time parameter or column as the backend has it: SQLite's text, PostgreSQL's datetime.
+DbTime: TypeAlias = str | datetime
+# One SQL parameter as the tap passes them (a subset of what Django's cursor adapts).
+SqlParam: TypeAlias = str | bytes | int | float | bool | datetime | None
 
-def quote(name):
+T = TypeVar("T")
+
+
+def quote(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def table_of(model):
+def table_of(model: type[Model]) -> str:
     return quote(model._meta.db_table)
 
 
@@ -27,11 +38,11 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 @functools.cache
-def is_sqlite():
+def is_sqlite() -> bool:
     return connection.vendor == "sqlite"
 
 
-def db_time(us):
+def db_time(us: int | None) -> DbTime | None:
     """A time parameter as the backend stores it (SQLite: Django's naive UTC text)."""
     if us is None:
         return None
@@ -40,10 +51,10 @@ def db_time(us):
     return from_us(us)
 
 
-_second_texts = {}
+_second_texts: dict[int, str] = {}
 
 
-def sqlite_time(us):
+def sqlite_time(us: int) -> str:
     """str(naive UTC datetime), as Django writes it, without a datetime per call.
 
     The tap writes tens of thousands of times a second that share a handful of
@@ -70,7 +81,9 @@ WRITER_PRAGMAS = (
 )
 
 
-def tune_writer_connection(sender=None, connection=None, **_):
+def tune_writer_connection(
+    sender: object = None, connection: BaseDatabaseWrapper | None = None, **_: object
+) -> None:
     """connection_created receiver (and direct call): SQLite settings for the tap."""
     if connection is not None and connection.vendor == "sqlite":
         with connection.cursor() as cursor:
@@ -78,20 +91,24 @@ def tune_writer_connection(sender=None, connection=None, **_):
                 cursor.execute(pragma)
 
 
-def chunks(items, size=IN_CHUNK):
+def chunks(items: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
     items = list(items)
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def is_postgres():
+def is_postgres() -> bool:
     return not is_sqlite()
 
 
-_second_values = {}
+_second_values: dict[str, int] = {}
 
 
-def us_from_db(value):
+@overload
+def us_from_db(value: DbTime) -> int: ...
+@overload
+def us_from_db(value: None) -> None: ...
+def us_from_db(value: DbTime | None) -> int | None:
     """A time column as microseconds: SQLite gives text, PostgreSQL a datetime."""
     if value is None:
         return None
@@ -108,14 +125,14 @@ def us_from_db(value):
     return to_us(value)
 
 
-def remember_second(text):
+def remember_second(text: str) -> int:
     if len(_second_values) > 4096:
         _second_values.clear()
     value = _second_values[text] = to_us(datetime.fromisoformat(text))
     return value
 
 
-def column(name, is_time):
+def column(name: str, is_time: bool) -> str:
     """A column to select; on SQLite a time comes as its stored text (CAST): the
     driver's datetime converter per value costs more than us_from_db reading it."""
     if is_time and is_sqlite():
@@ -123,5 +140,5 @@ def column(name, is_time):
     return quote(name)
 
 
-def marks(count):
+def marks(count: int) -> str:
     return ", ".join(["%s"] * count)
