@@ -22,7 +22,7 @@ from django.db import connection
 
 from rabbit.brokers import default_broker
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 EVENTS_PER_CALL = 4  # request, its delivery, reply, reply delivery
 

@@ -51,7 +51,7 @@ RETIRE_GRACE_S = 5.0
 CANCEL_WAIT_S = 5.0
 FEEDER_START_S = 20.0
 FEEDER_STOP_S = 3.0
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def declare_tap_queue(channel, queue_name, max_length):
