@@ -268,6 +268,48 @@ def test_it_computes_latency_statistics_per_service(viewer_client, calls):
     assert viewer_client.get("/api/flows/stats?service=nothing").json() == {"services": []}
 
 
+YEAR_ONE = ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000001Z", "0001-01-01"]
+
+
+@pytest.mark.parametrize("value", YEAR_ONE)
+def test_a_window_ending_in_year_one_is_empty_and_one_starting_there_holds_everything(
+    viewer_client, calls, value
+):
+    """The first day there is: the statistics' default day before it does not exist."""
+
+    def answer(url):
+        response = viewer_client.get(url)
+        assert response.status_code == 200, (url, response.content)
+        return response.json()
+
+    assert answer(f"/api/flows/stats?until={value}") == {"services": []}
+    assert answer(f"/api/flows/stats?since={value}&until={value}") == {"services": []}
+    everything = answer(f"/api/flows/stats?since={value}")["services"]
+    assert {(s["vhost"], s["service"], s["count"]) for s in everything} == {
+        ("v", "rpc_queue", 3),
+        ("w", "amq.topic", 1),
+    }
+    for url in ("/api/messages", "/api/flows"):
+        assert answer(f"{url}?until={value}") == {"results": [], "next": None}
+        assert answer(f"{url}?since={value}") == answer(url)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "until=9999-12-31T23:59:59.999999-14:00",
+        "since=9999-12-31T23:00:00-01:00",
+        "since=0001-01-01T00:00:00%2B01:00",
+        "until=0001-01-01T00:59:59%2B01:00",
+    ],
+)
+@pytest.mark.parametrize("url", ["/api/messages", "/api/flows", "/api/flows/stats"])
+def test_it_refuses_a_time_outside_the_years_1_to_9999_in_utc_with_words(viewer_client, url, query):
+    response = viewer_client.get(f"{url}?{query}")
+    assert response.status_code == 400
+    assert "out of range" in response.json()["error"]
+
+
 def test_it_reports_the_tap(viewer_client, calls):
     data = viewer_client.get("/api/tap/status").json()
     assert {

@@ -9,7 +9,7 @@ names the last row shown, so pages stay stable while new events arrive.
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 
 from django.db import connection
 from django.db.models import Q
@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from console.env import parse_duration
 from tracer.masking import mask_body, masked_names
 from tracer.models import Flow, Message
-from tracer.store import pairing
+from tracer.store import pairing, stats
 from tracer.times import from_us, to_us
 
 DEFAULT_LIMIT = 100
@@ -112,7 +112,14 @@ def _time(params, name):
             ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    try:
+        # In UTC, as the databases compare it: 9999-12-31T23:00:00-14:00 is past
+        # the last year a datetime can hold, 0001-01-01T00:00:00+01:00 before the first.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise BadQuery(
+            f"'{name}' is out of range: {value!r} is not between 0001-01-01 and 9999-12-31 in UTC."
+        ) from None
 
 
 def _number(params, name, kind=int, minimum=None, maximum=None, default=None):
@@ -306,9 +313,23 @@ def flows_page(filters):
     return Page(rows, encode_cursor(last.started_at, last.id) if more and last else None)
 
 
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _stats_since(until: datetime) -> datetime:
+    """Without 'since', the statistics' default window ends at 'until'; it cannot
+    start before the first representable time (an 'until' in year 1 leaves it short)."""
+    try:
+        return until - stats.DEFAULT_WINDOW
+    except OverflowError:
+        return EARLIEST
+
+
 def stats_filters(params, strict=True):
     _check_known(params, STATS_PARAMS, strict)
     since, until = _window(params)
+    if since is None and until is not None:
+        since = _stats_since(until)
     return {
         "vhost": _text(params, "vhost"),
         "service": _text(params, "service"),
