@@ -9,7 +9,9 @@ percentiles within about 2 % of the exact value and its bounds on whole minutes.
 """
 
 import math
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TypeAlias, TypedDict
 
 from django.db.models import Max, Sum
 from django.utils import timezone
@@ -17,13 +19,13 @@ from django.utils import timezone
 BUCKETS_PER_DOUBLING = 16
 
 
-def bucket_of(latency_ms):
+def bucket_of(latency_ms: float) -> int:
     """Histogram bucket of a latency: 0 for 1 µs or less, 16 per doubling after."""
     microseconds = max(float(latency_ms) * 1000.0, 1.0)
     return int(math.floor(math.log2(microseconds) * BUCKETS_PER_DOUBLING))
 
 
-def bucket_value_ms(bucket):
+def bucket_value_ms(bucket: int) -> float:
     """The geometric middle of a bucket, in milliseconds."""
     return 2 ** ((bucket + 0.5) / BUCKETS_PER_DOUBLING) / 1000.0
 
@@ -33,7 +35,28 @@ DEFAULT_WINDOW = timedelta(hours=24)
 PERCENTILES = (50, 90, 95, 99)
 
 
-def percentile(sorted_values, p):
+class ServiceEntry(TypedDict):
+    """One service's figures, as /api/flows/stats gives them."""
+
+    service: str
+    vhost: str
+    count: int
+    timeouts: int
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+    answered: int
+    exact: bool
+
+
+# From the roll-ups: (answered, latency sum, latency max, {bucket: count}).
+RollUpFigures: TypeAlias = tuple[int, float, float, dict[int, int]]
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     """Linear interpolation between closest ranks (numpy's default)."""
     if not sorted_values:
         return None
@@ -44,7 +67,7 @@ def percentile(sorted_values, p):
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
 
 
-def _bucket_percentile(buckets, answered, p, highest):
+def _bucket_percentile(buckets: dict[int, int], answered: int, p: float, highest: float) -> float:
     """From a histogram {bucket: count}: the bucket holding rank p, clamped to the max."""
     target = (answered - 1) * p / 100.0
     seen = 0
@@ -55,12 +78,22 @@ def _bucket_percentile(buckets, answered, p, highest):
     return highest
 
 
-def _round(value):
+def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _entry(vhost, service, count, timeouts, latencies=None, rollup=None, exact=True):
-    entry = {"service": service, "vhost": vhost, "count": count, "timeouts": timeouts}
+def _entry(
+    vhost: str,
+    service: str,
+    count: int,
+    timeouts: int,
+    latencies: list[float] | None = None,
+    rollup: RollUpFigures | None = None,
+    exact: bool = True,
+) -> ServiceEntry:
+    values: dict[int, float | None]
+    highest: float | None
+    mean: float | None
     if latencies is not None:
         latencies.sort()
         answered = len(latencies)
@@ -68,17 +101,37 @@ def _entry(vhost, service, count, timeouts, latencies=None, rollup=None, exact=T
         highest = latencies[-1] if latencies else None
         mean = sum(latencies) / answered if answered else None
     else:
+        assert rollup is not None, "_entry takes latencies or roll-up figures"
         answered, total, highest, buckets = rollup
         values = {p: _bucket_percentile(buckets, answered, p, highest) for p in PERCENTILES}
         mean = total / answered if answered else None
         highest = highest if answered else None
-    for p in PERCENTILES:
-        entry[f"p{p}_ms"] = _round(values[p]) if answered else None
-    entry.update(max_ms=_round(highest), mean_ms=_round(mean), answered=answered, exact=exact)
-    return entry
+
+    def shown(p: int) -> float | None:
+        return _round(values[p]) if answered else None
+
+    return {
+        "service": service,
+        "vhost": vhost,
+        "count": count,
+        "timeouts": timeouts,
+        "p50_ms": shown(50),
+        "p90_ms": shown(90),
+        "p95_ms": shown(95),
+        "p99_ms": shown(99),
+        "max_ms": _round(highest),
+        "mean_ms": _round(mean),
+        "answered": answered,
+        "exact": exact,
+    }
 
 
-def service_stats(vhost=None, service=None, since=None, until=None):
+def service_stats(
+    vhost: str | None = None,
+    service: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ServiceEntry]:
     """Per (vhost, service): calls, timeouts and latency percentiles in a window.
 
     The roll-ups say how big each service's window is; up to EXACT_LIMIT answered
