@@ -9,6 +9,7 @@ every trace message's headers with it (rabbit/raw.py).
 import datetime
 import decimal
 import struct
+from typing import TypeAlias
 
 _U8 = struct.Struct(">B").unpack_from
 _I8 = struct.Struct(">b").unpack_from
@@ -22,6 +23,27 @@ _F32 = struct.Struct(">f").unpack_from
 _F64 = struct.Struct(">d").unpack_from
 
 
+# What a header table decodes to. Keys and long strings are text when they are
+# UTF-8, bytes otherwise (as pika decodes them).
+FieldValue: TypeAlias = (
+    str
+    | bytes
+    | bool
+    | int
+    | float
+    | decimal.Decimal
+    | datetime.datetime
+    | None
+    | list["FieldValue"]
+    | dict[str | bytes, "FieldValue"]
+)
+FieldTable: TypeAlias = dict[str | bytes, FieldValue]
+
+# What the handshake sends (encode_table): strings, booleans and nested tables.
+HandshakeValue: TypeAlias = str | bool | dict[str, "HandshakeValue"]
+HandshakeTable: TypeAlias = dict[str, HandshakeValue]
+
+
 class AMQPRawError(Exception):
     """The connection failed, the broker closed it, or it spoke nonsense."""
 
@@ -29,14 +51,14 @@ class AMQPRawError(Exception):
 # --- field tables -------------------------------------------------------------
 
 
-def _text_or_bytes(raw):
+def _text_or_bytes(raw: bytes) -> str | bytes:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
 
 
-def _value(data, offset):
+def _value(data: bytes, offset: int) -> tuple[FieldValue, int]:
     kind = data[offset]
     offset += 1
     if kind == 83:  # S long string
@@ -48,7 +70,7 @@ def _value(data, offset):
         length = _U32(data, offset)[0]
         offset += 4
         end = offset + length
-        values = []
+        values: list[FieldValue] = []
         while offset < end:
             value, offset = _value(data, offset)
             values.append(value)
@@ -91,11 +113,11 @@ def _value(data, offset):
     raise AMQPRawError(f"unknown field type {chr(kind)!r} in a header table")
 
 
-def _table(data, offset):
+def _table(data: bytes, offset: int) -> tuple[FieldTable, int]:
     """A field table at `offset`: (dict, offset after it)."""
     end = offset + 4 + _U32(data, offset)[0]
     offset += 4
-    result = {}
+    result: FieldTable = {}
     while offset < end:
         length = data[offset]
         offset += 1
@@ -105,31 +127,31 @@ def _table(data, offset):
     return result, end
 
 
-def decode_table(data):
+def decode_table(data: bytes) -> FieldTable:
     """A whole encoded field table (with its length prefix) as a dict."""
     return _table(data, 0)[0]
 
 
-def read_shortstr(data, offset):
+def read_shortstr(data: bytes, offset: int) -> tuple[bytes, int]:
     length = data[offset]
     offset += 1
     return data[offset : offset + length], offset + length
 
 
-def encode_shortstr(value):
+def encode_shortstr(value: str | bytes) -> bytes:
     raw = value.encode("utf-8") if isinstance(value, str) else value
     if len(raw) > 255:
         raise AMQPRawError("a short string is longer than 255 bytes")
     return bytes([len(raw)]) + raw
 
 
-def encode_longstr(raw):
+def encode_longstr(raw: bytes) -> bytes:
     return struct.pack(">I", len(raw)) + raw
 
 
-def encode_table(table):
+def encode_table(table: HandshakeTable) -> bytes:
     """Only what the handshake sends: strings, booleans and nested tables."""
-    parts = []
+    parts: list[bytes] = []
     for key, value in table.items():
         parts.append(encode_shortstr(key))
         if isinstance(value, bool):
@@ -146,7 +168,7 @@ def encode_table(table):
 
 # (flag bit, name, reader) in the order AMQP lays basic properties out.
 _SHORTSTR, _OCTET, _TABLE, _U64_PROP = "shortstr", "octet", "table", "u64"
-_BASIC_PROPERTIES = (
+_BASIC_PROPERTIES: tuple[tuple[int, str, str], ...] = (
     (15, "content_type", _SHORTSTR),
     (14, "content_encoding", _SHORTSTR),
     (13, "headers", _TABLE),
@@ -165,11 +187,11 @@ _BASIC_PROPERTIES = (
 _HEADERS_ONLY = 1 << 13
 
 
-def headers_of(data, offset, flags):
+def headers_of(data: bytes, offset: int, flags: int) -> FieldTable | None:
     """The `headers` property of a content header (the rest is skipped)."""
     if flags == _HEADERS_ONLY:  # what the firehose sends: headers alone
         return _table(data, offset)[0]
-    headers = None
+    headers: FieldTable | None = None
     for bit, _name, kind in _BASIC_PROPERTIES:
         if not flags & (1 << bit):
             continue

@@ -21,10 +21,15 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NoReturn, Self
 from urllib.parse import unquote, urlsplit
 
 from rabbit.field_tables import (
     AMQPRawError,
+    FieldTable,
+    HandshakeTable,
     encode_longstr,
     encode_shortstr,
     encode_table,
@@ -61,7 +66,7 @@ class ConsumerCancelled(AMQPRawError):
 # --- arrival times --------------------------------------------------------------
 
 
-def _ask_for_kernel_stamps(sock):
+def _ask_for_kernel_stamps(sock: socket.socket) -> bool:
     """Switch on the kernel's receive timestamps (Linux); False where there are none."""
     if not sys.platform.startswith("linux") or not _STAMP_SPACE:
         return False
@@ -72,10 +77,12 @@ def _ask_for_kernel_stamps(sock):
     return True
 
 
-def _kernel_stamp_ns(ancillary):
+def _kernel_stamp_ns(ancillary: Iterable[tuple[int, int, bytes]]) -> int | None:
     """The SCM_TIMESTAMPNS control message of a recvmsg, in ns since the epoch, or None."""
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds: int
+            nanoseconds: int
             seconds, nanoseconds = _TIMESPEC.unpack_from(data)
             return seconds * 1_000_000_000 + nanoseconds
     return None
@@ -91,7 +98,22 @@ class Delivery:
 
     __slots__ = ("tag", "redelivered", "routing_key", "headers", "body", "raw")
 
-    def __init__(self, tag, redelivered, routing_key, headers, body, raw):
+    tag: int
+    redelivered: bool
+    routing_key: bytes
+    headers: FieldTable | None
+    body: bytes
+    raw: bytes
+
+    def __init__(
+        self,
+        tag: int,
+        redelivered: bool,
+        routing_key: bytes,
+        headers: FieldTable | None,
+        body: bytes,
+        raw: bytes,
+    ) -> None:
         self.tag = tag
         self.redelivered = redelivered
         self.routing_key = routing_key
@@ -100,10 +122,35 @@ class Delivery:
         self.raw = raw
 
 
+@dataclass(slots=True)
+class _Partial:
+    """A delivery being assembled from its method, header and body frames.
+
+    Slots, and every field passed positionally: one is made for every message
+    on the tap's hot path, so it must cost no more than a list would.
+    """
+
+    tag: int
+    redelivered: bool
+    routing_key: bytes
+    headers: FieldTable | None
+    size: int  # of the body, from the content header
+    parts: list[bytes]  # the body frames so far
+    got: int  # bytes of body so far
+    raw: bytes  # the encoded properties, as they came
+
+
 class TraceConsumer:
     """One connection, one channel, one consumer; acks may come from another thread."""
 
-    def __init__(self, url, vhost=None, name=None, heartbeat=30, connect_timeout=5.0):
+    def __init__(
+        self,
+        url: str,
+        vhost: str | None = None,
+        name: str | None = None,
+        heartbeat: int = 30,
+        connect_timeout: float = 5.0,
+    ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 5672
@@ -114,12 +161,12 @@ class TraceConsumer:
         self.name = name
         self.heartbeat = heartbeat
         self.connect_timeout = connect_timeout
-        self.consumer_tag = None
+        self.consumer_tag: bytes | None = None
         self.frame_max = FRAME_MAX
-        self._sock = None
+        self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._leftover = b""
-        self._partial = None  # [tag, redelivered, routing_key, headers, size, parts, got, raw]
+        self._partial: _Partial | None = None
         self._last_sent = 0.0
         self._last_received = 0.0
         self.is_open = False
@@ -127,26 +174,32 @@ class TraceConsumer:
         self.received_us = 0
         self.kernel_stamps = False
 
+    def _socket(self) -> socket.socket:
+        """The socket, which only a connected consumer reads, writes or polls."""
+        sock = self._sock
+        assert sock is not None, "the consumer is not connected"
+        return sock
+
     # --- sending ---
 
-    def _send(self, data):
+    def _send(self, data: bytes) -> None:
         with self._send_lock:
             try:
-                self._sock.sendall(data)
+                self._socket().sendall(data)
             except OSError as error:
                 raise AMQPRawError(f"cannot send to the broker: {error}") from error
             self._last_sent = time.monotonic()
 
     @staticmethod
-    def _frame(kind, channel, payload):
+    def _frame(kind: int, channel: int, payload: bytes) -> bytes:
         return _FRAME.pack(kind, channel, len(payload)) + payload + b"\xce"
 
-    def _method(self, channel, class_id, method_id, args=b""):
+    def _method(self, channel: int, class_id: int, method_id: int, args: bytes = b"") -> None:
         self._send(self._frame(FRAME_METHOD, channel, _METHOD.pack(class_id, method_id) + args))
 
     # --- receiving during the handshake ---
 
-    def _read_frame(self, deadline):
+    def _read_frame(self, deadline: float) -> tuple[int, int, bytes]:
         while True:
             data = self._leftover
             if len(data) >= 7:
@@ -160,16 +213,17 @@ class TraceConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AMQPRawError("the broker did not answer in time")
-            self._sock.settimeout(remaining)
+            sock = self._socket()
+            sock.settimeout(remaining)
             try:
-                chunk = self._sock.recv(READ_SIZE)
+                chunk = sock.recv(READ_SIZE)
             except OSError as error:
                 raise AMQPRawError(f"cannot read from the broker: {error}") from error
             if not chunk:
                 raise AMQPRawError("the broker closed the connection")
             self._leftover += chunk
 
-    def _expect(self, class_id, method_id, timeout=10.0):
+    def _expect(self, class_id: int, method_id: int, timeout: float = 10.0) -> bytes:
         deadline = time.monotonic() + timeout
         while True:
             kind, channel, payload = self._read_frame(deadline)
@@ -180,7 +234,7 @@ class TraceConsumer:
                 return payload[4:]
             self._closed_by_broker(channel, got, payload[4:])
 
-    def _closed_by_broker(self, channel, method, args):
+    def _closed_by_broker(self, channel: int, method: tuple[int, int], args: bytes) -> NoReturn:
         if method in ((10, 50), (20, 40)):
             code = _U16(args, 0)[0]
             text, _ = read_shortstr(args, 2)
@@ -196,7 +250,7 @@ class TraceConsumer:
 
     # --- opening ---
 
-    def connect(self):
+    def connect(self) -> Self:
         try:
             self._sock = socket.create_connection((self.host, self.port), self.connect_timeout)
         except OSError as error:
@@ -205,7 +259,7 @@ class TraceConsumer:
         self.kernel_stamps = _ask_for_kernel_stamps(self._sock)
         self._send(PROTOCOL_HEADER)
         self._expect(10, 10)  # Connection.Start
-        client_properties = {
+        client_properties: HandshakeTable = {
             "product": "Warren",
             "capabilities": {
                 "consumer_cancel_notify": True,
@@ -244,7 +298,7 @@ class TraceConsumer:
         self.is_open = True
         return self
 
-    def consume(self, queue, prefetch):
+    def consume(self, queue: str, prefetch: int) -> None:
         self._method(CHANNEL, 60, 10, struct.pack(">IHB", 0, min(prefetch, 65535), 0))
         self._expect(60, 11)
         self._method(
@@ -262,43 +316,44 @@ class TraceConsumer:
 
     # --- the hot path ---
 
-    def fileno(self):
-        return self._sock.fileno()
+    def fileno(self) -> int:
+        return self._socket().fileno()
 
-    def take_buffered(self):
+    def take_buffered(self) -> list[Delivery]:
         """Deliveries already read with the consume's answer (they came in one packet)."""
         data, self._leftover = self._leftover, b""
         return self._parse(data) if data else []
 
-    def poll(self, timeout):
+    def poll(self, timeout: float) -> list[Delivery]:
         """Deliveries that arrived within `timeout` seconds (maybe none)."""
         buffered = self.take_buffered()
         if buffered:
             return buffered
-        ready, _, _ = select.select([self._sock], [], [], timeout)
+        ready, _, _ = select.select([self._socket()], [], [], timeout)
         if not ready:
             self.idle()
             return []
         return self.read()
 
-    def idle(self):
+    def idle(self) -> None:
         """Nothing to read: send a heartbeat when due, and notice a silent broker."""
         self._heartbeat()
         if self.heartbeat and time.monotonic() - self._last_received > 2 * self.heartbeat:
             self.is_open = False
             raise AMQPRawError("the broker sent nothing for two heartbeats")
 
-    def read(self):
+    def read(self) -> list[Delivery]:
         """Whatever the socket holds now (call when it is readable), as deliveries."""
         self._heartbeat()
         stamp_ns = None
         try:
-            self._sock.settimeout(0)
+            sock = self._socket()
+            sock.settimeout(0)
             if self.kernel_stamps:
-                chunk, ancillary, _flags, _address = self._sock.recvmsg(READ_SIZE, _STAMP_SPACE)
+                chunk, ancillary, _flags, _address = sock.recvmsg(READ_SIZE, _STAMP_SPACE)
                 stamp_ns = _kernel_stamp_ns(ancillary)
             else:
-                chunk = self._sock.recv(READ_SIZE)
+                chunk = sock.recv(READ_SIZE)
         except BlockingIOError:
             return []
         except OSError as error:
@@ -317,8 +372,8 @@ class TraceConsumer:
         self._last_received = time.monotonic()
         return self._parse(self._leftover + chunk if self._leftover else chunk)
 
-    def _parse(self, data):
-        out = []
+    def _parse(self, data: bytes) -> list[Delivery]:
+        out: list[Delivery] = []
         pos = 0
         size_all = len(data)
         unpack_frame = _FRAME.unpack_from
@@ -333,11 +388,22 @@ class TraceConsumer:
                 raise AMQPRawError("bad frame end from the broker")
             pos = end + 1
             if kind == FRAME_BODY:
-                partial[5].append(data[start:end])
-                partial[6] += size
-                if partial[6] >= partial[4]:
-                    body = partial[5][0] if len(partial[5]) == 1 else b"".join(partial[5])
-                    out.append(Delivery(*partial[:4], body, partial[7]))
+                assert partial is not None, "a content frame came without its Basic.Deliver"
+                partial.parts.append(data[start:end])
+                partial.got += size
+                if partial.got >= partial.size:
+                    parts = partial.parts
+                    body = parts[0] if len(parts) == 1 else b"".join(parts)
+                    out.append(
+                        Delivery(
+                            partial.tag,
+                            partial.redelivered,
+                            partial.routing_key,
+                            partial.headers,
+                            body,
+                            partial.raw,
+                        )
+                    )
                     partial = None
             elif kind == FRAME_METHOD:
                 if data[start : start + 4] == b"\x00\x3c\x00\x3c":  # Basic.Deliver
@@ -347,24 +413,34 @@ class TraceConsumer:
                     offset += 1 + data[offset]  # past the exchange
                     length = data[offset]
                     routing_key = data[offset + 1 : offset + 1 + length]
-                    partial = [tag, bool(redelivered), routing_key, None, 0, [], 0, b""]
+                    partial = _Partial(tag, bool(redelivered), routing_key, None, 0, [], 0, b"")
                 else:
                     self._partial = partial
                     self._other_method(channel, data[start:end])
             elif kind == FRAME_HEADER:
                 _class, _weight, body_size, flags = _CONTENT(data, start)
-                partial[3] = headers_of(data, start + 14, flags)
-                partial[4] = body_size
-                partial[7] = data[start + 14 : end]
+                assert partial is not None, "a content frame came without its Basic.Deliver"
+                partial.headers = headers_of(data, start + 14, flags)
+                partial.size = body_size
+                partial.raw = data[start + 14 : end]
                 if body_size == 0:
-                    out.append(Delivery(*partial[:4], b"", partial[7]))
+                    out.append(
+                        Delivery(
+                            partial.tag,
+                            partial.redelivered,
+                            partial.routing_key,
+                            partial.headers,
+                            b"",
+                            partial.raw,
+                        )
+                    )
                     partial = None
             # heartbeats need nothing: any frame shows the broker is there
         self._partial = partial
         self._leftover = data[pos:]
         return out
 
-    def _other_method(self, channel, payload):
+    def _other_method(self, channel: int, payload: bytes) -> None:
         method = _METHOD.unpack_from(payload, 0)
         if method == (60, 30):  # Basic.Cancel from the broker
             self.is_open = False
@@ -376,20 +452,20 @@ class TraceConsumer:
             return
         self._closed_by_broker(channel, method, payload[4:])
 
-    def _heartbeat(self):
+    def _heartbeat(self) -> None:
         if self.heartbeat and time.monotonic() - self._last_sent > self.heartbeat / 2:
             self._send(self._frame(FRAME_HEARTBEAT, 0, b""))
 
-    def ack(self, tag, multiple=True):
+    def ack(self, tag: int, multiple: bool = True) -> None:
         """Thread-safe: the writer acks after its commit."""
         self._method(CHANNEL, 60, 80, struct.pack(">QB", tag, 1 if multiple else 0))
 
-    def cancel(self):
+    def cancel(self) -> None:
         if self.consumer_tag is not None and self.is_open:
             self._method(CHANNEL, 60, 30, encode_shortstr(self.consumer_tag) + b"\x01")
             self.consumer_tag = None
 
-    def close(self):
+    def close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is None:
             return
