@@ -1,4 +1,4 @@
-"""Warren's one settings module: everything comes from the environment (DESIGN §3)."""
+"""Warren's one settings module: everything comes from the environment (docs/architecture.md)."""
 
 import os
 import secrets

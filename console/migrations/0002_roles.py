@@ -1,4 +1,4 @@
-"""The two roles of DESIGN §7: viewer reads, operator may also change things."""
+"""The two roles (docs/architecture.md, JSON API): viewer reads, operator may also change things."""
 
 from django.db import migrations
 
