@@ -1,6 +1,6 @@
 """Tracing on every node of a RabbitMQ cluster.
 
-RabbitMQ keeps the firehose switch per vhost *and per node* (DESIGN §4):
+RabbitMQ keeps the firehose switch per vhost *and per node* (docs/architecture.md, firehose):
 `PUT /api/vhosts/{vhost}` with `tracing` switches it only on the node whose
 management listener serves the request, and a node that restarts comes back
 with it off. Checked on RabbitMQ 3.10.8 with two nodes: `GET /api/vhosts/{vhost}`

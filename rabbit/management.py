@@ -236,7 +236,7 @@ class ManagementClient:
     def set_tracing(self, vhost, enabled):
         """Switch the firehose for one vhost, keeping its description and tags.
 
-        A bare PUT would reset them (DESIGN §4), so they are sent back as read.
+        A bare PUT would reset them (docs/architecture.md), so they are sent back as read.
         """
         current = self.vhost(vhost)
         tags = current.get("tags") or []
