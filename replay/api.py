@@ -1,4 +1,4 @@
-"""The replay JSON API (DESIGN §7): POST /api/replays, GET /api/replays/<id>, cancel, resume."""
+"""Replay API (docs/architecture.md): POST /api/replays, GET /api/replays/<id>, cancel, resume."""
 
 import json
 

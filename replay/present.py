@@ -137,7 +137,7 @@ def api_errors(job, limit=100):
 
 
 def job_api(job):
-    """GET /api/replays/<id> (DESIGN §7), with a few more fields after the contract's."""
+    """GET /api/replays/<id> (docs/architecture.md), with a few more fields after the contract's."""
     replies = []
     if job.await_reply:
         items = list(job.items.exclude(reply_status="").order_by("position")[:API_LIST_LIMIT])

@@ -4,7 +4,7 @@ A selection is resolved to a list of lightweight references (ids, times,
 flags) in sending order — the oldest first — without loading bodies, so that
 "everything matching this filter" can be counted and shown before anything is
 sent. The filter takes the Messages search parameters of the JSON API
-(DESIGN §7).
+(docs/architecture.md, JSON API).
 """
 
 import base64

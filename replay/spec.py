@@ -1,6 +1,6 @@
 """What an operator asks a replay to do, parsed strictly from the API or the form.
 
-The JSON of `POST /api/replays` (DESIGN §7):
+The JSON of `POST /api/replays` (docs/architecture.md, JSON API):
 
     {"message_ids": [1, 2]} | {"flow_ids": [7]} | {"filter": {"vhost": "/", ...}}
       | {"dead_letters": {"vhost": "/", "queue": "orders.dead", "from": "captured"|"peek",
