@@ -1,4 +1,4 @@
-"""The seed workloads of DESIGN §9 as real AMQP clients and servers.
+"""The seed workloads of docs/architecture.md as real AMQP clients and servers.
 
 `python manage.py demo` runs them as live traffic; tests run them for a bounded
 number of calls with `run_bounded` and compare the clients' records with what

@@ -9,7 +9,7 @@ correlation id it carries.
 The older variant (control_centre_no_correlation) sends no correlation id at
 all: each client thread has its own callback queue and one call in flight, so
 the next reply on that queue answers its oldest request. Warren pairs those by
-reply_to (DESIGN §6).
+reply_to (docs/architecture.md, Pairing).
 
 Thread k of T only ever asks for numbers n with n % T == k, so a reply handed to
 the wrong thread shows in the records.

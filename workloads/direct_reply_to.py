@@ -3,7 +3,7 @@
 No callback queue at all: the client consumes the pseudo-queue in no-ack mode
 on its channel before publishing, and the broker rewrites each request's
 reply_to to `amq.rabbitmq.reply-to.<token>` (the server echoes what it saw in
-its reply). The reply's delivery is not traced by the firehose (DESIGN §4).
+its reply). The reply's delivery is not traced by the firehose (docs/architecture.md).
 """
 
 from workloads.engine import Plan, run_forever_plan

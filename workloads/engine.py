@@ -54,7 +54,7 @@ class Plan:
 
 
 def service_name(exchange, routing_key):
-    """The service as Warren names it (DESIGN §6): routing key alone on the default exchange."""
+    """The service as docs/architecture.md names it: routing key alone on the default exchange."""
     return routing_key if not exchange else f"{exchange} / {routing_key}"
 
 

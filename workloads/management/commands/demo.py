@@ -1,4 +1,4 @@
-"""`python manage.py demo`: the seed workloads (DESIGN §9) as live traffic until stopped.
+"""`python manage.py demo`: the seed workloads (docs/architecture.md) as live traffic until stopped.
 
 Runs in its own vhost (`warren-demo` unless --vhost), created through the
 management API when missing. Tracing is the tap's business; --trace switches
