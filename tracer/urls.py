@@ -1,4 +1,4 @@
-"""Tracer pages and JSON API routes (API paths as DESIGN §7 writes them)."""
+"""Tracer pages and JSON API routes (API paths as docs/architecture.md writes them)."""
 
 from django.urls import path
 

@@ -1,6 +1,6 @@
 """WebSocket consumers of the live pages: /ws/flows/ and /ws/messages/.
 
-Thin, as DESIGN §10 asks: join the stream's group, one handler per event type,
+Thin (docs/architecture.md, House style): join the stream's group, one handler per event type,
 recheck access on every frame. A page subscribes by sending
 `{"type": "subscribe", "filters": {...}}` (the filter form's fields) and may
 `pause` and `resume`; the consumer sends rendered rows (the pages' own template

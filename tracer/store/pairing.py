@@ -1,4 +1,4 @@
-"""RPC pairing (DESIGN §6): events in, flows out. Pure: no database, no Django.
+"""RPC pairing (docs/architecture.md, Pairing): events in, flows out. Pure: no database, no Django.
 
 A *group* is ``(vhost, reply queue, correlation id)`` (``""`` = no correlation
 id): everything that can belong to the flows answered on one reply queue under

@@ -2,7 +2,7 @@
 
 A flow's contribution to ServiceMinute and LatencyBucket is taken back and
 given again whenever the flow changes, so the roll-ups always equal what a
-recount of the stored flows would give (DESIGN §6: statistics).
+recount of the stored flows would give (docs/architecture.md, Pairing: statistics).
 """
 
 from collections import Counter, defaultdict

@@ -1,4 +1,4 @@
-"""Latency statistics per service (DESIGN §7 /api/flows/stats).
+"""Latency statistics per service (/api/flows/stats in docs/architecture.md).
 
 Flows are rolled up per service and minute of request as they are written
 (tracer/store/storage.py): calls, timeouts (no reply in time, or a late one),
@@ -136,7 +136,7 @@ def service_stats(
 
     The roll-ups say how big each service's window is; up to EXACT_LIMIT answered
     calls the figures come exactly from the flows, beyond from the roll-ups.
-    Backlog flows and orphans are left out (DESIGN §5).
+    Backlog flows and orphans are left out (docs/architecture.md, Pairing: statistics).
     """
     from tracer.models import Flow, LatencyBucket, ServiceMinute
 

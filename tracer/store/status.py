@@ -39,7 +39,7 @@ def gap_json(gap):
 
 
 def tap_status(tracing=True):
-    """The /api/tap/status document (DESIGN §7), with a few more figures.
+    """The /api/tap/status document (docs/architecture.md, JSON API), with a few more figures.
 
     With `tracing`, also each traced vhost's tracing per node as the broker
     tells it now ("on", "off", "unreachable"; rabbit.cluster), and why it

@@ -33,7 +33,7 @@ from tracer.store.sql import (
 )
 from tracer.times import from_us, now_us, to_us
 
-# How far back a batch looks for the rest of a group (see DESIGN §6).
+# How far back a batch looks for the rest of a group (see docs/architecture.md, Storing a batch).
 CORRELATION_HORIZON_S = 3600
 REPLY_TO_HORIZON_S = 60
 

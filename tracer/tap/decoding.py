@@ -1,4 +1,4 @@
-"""Firehose frames to captured events (DESIGN §4), each frame decoded once.
+"""Firehose frames to captured events (docs/architecture.md, Decoding), each frame decoded once.
 
 A trace message's headers carry `exchange_name`, `routing_keys`, `properties`
 (the original basic properties, underscored), `node`, `vhost`, `connection`,

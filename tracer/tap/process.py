@@ -1,4 +1,4 @@
-"""The tap (DESIGN §5): firehose in, batches stored, acks after commit.
+"""The tap (docs/architecture.md, Storing a batch): firehose in, batches stored, acks after commit.
 
 Reader threads (tracer/tap/reader.py), one per traced vhost, queue the events
 their feeder processes stamped and decoded, in chunks; this writer thread takes

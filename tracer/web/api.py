@@ -1,4 +1,4 @@
-"""The tracer's JSON API (DESIGN §7): messages, flows, statistics, tap status.
+"""The tracer's JSON API (docs/architecture.md): messages, flows, statistics, tap status.
 
 Every parameter is checked (tracer/web/queries.py): a mistake is a 400 with the
 reason in words. Times are ISO 8601 UTC with microseconds; lists are

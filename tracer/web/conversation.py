@@ -1,4 +1,4 @@
-"""A conversation (DESIGN §6) as a sequence diagram, laid out for server-side SVG.
+"""A conversation (docs/architecture.md) as a sequence diagram, laid out for server-side SVG.
 
 A conversation is every captured event that shares a correlation id, or the
 trace id of a W3C `traceparent` header, with where it starts — across hops, as

@@ -1,6 +1,6 @@
 """Searching messages and flows: parameters checked, cursors, newest first.
 
-Shared by the JSON API (DESIGN §7) and the pages, so both accept exactly the
+Shared by the JSON API (docs/architecture.md) and the pages, so both accept exactly the
 same filters and refuse the same mistakes with the same words (`BadQuery`).
 Lists are ordered by capture (start) time, then id, newest first; the cursor
 names the last row shown, so pages stay stable while new events arrive.

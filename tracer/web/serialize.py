@@ -1,4 +1,4 @@
-"""The JSON shapes of DESIGN §7 — a message, a flow — shared by the API and the pages.
+"""The JSON shapes of docs/architecture.md — a message, a flow — shared by the API and the pages.
 Field names are a contract; masking happens here, on the way out (live events
 mask with the same tracer.masking functions)."""
 

@@ -1,4 +1,4 @@
-"""python manage.py tap — the firehose consumer (DESIGN §5).
+"""python manage.py tap — the firehose consumer (docs/architecture.md).
 
 Runs until SIGTERM or SIGINT, then finishes the batch in hand, commits, acks
 and exits. Vhosts, queue and limits come from the settings; options override.
