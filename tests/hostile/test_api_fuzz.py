@@ -1,6 +1,6 @@
 """Every parameter of every JSON API operation fuzzed, from the project's OpenAPI schema.
 
-docs/openapi.json describes the JSON API (DESIGN §7). For each operation,
+docs/openapi.json describes the JSON API (docs/architecture.md, JSON API). For each operation,
 hypothesis draws query parameters (valid, out of range, malformed, repeated,
 unknown, hostile text), path ids (zero to absurdly large) and request bodies
 (near-valid objects with wrongly typed fields, any JSON, not JSON at all) and

@@ -1,4 +1,4 @@
-"""The replay JSON API (DESIGN §7): who may, what it answers, and a real worker behind it."""
+"""Replay JSON API (docs/architecture.md): who may, what it answers, a real worker behind it."""
 
 import json
 import time

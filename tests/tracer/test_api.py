@@ -1,4 +1,4 @@
-"""The tracer's JSON API (DESIGN §7): field names, filters, cursors, 400s, 401s."""
+"""The tracer's JSON API (docs/architecture.md): field names, filters, cursors, 400s, 401s."""
 
 import base64
 import re

@@ -1,4 +1,4 @@
-"""tracer.store.pairing: DESIGN §6 rules, and the same flows whatever the arrival order."""
+"""tracer.store.pairing: the Pairing rules of docs/architecture.md, in any arrival order."""
 
 import random
 

@@ -1,4 +1,4 @@
-"""The seed workloads (DESIGN §9) run with the tap: what Warren stores matches what the
+"""The seed workloads (docs/architecture.md) run with the tap: what Warren stores matches what the
 clients saw, call by call (same correlation id, the client's own stopwatch)."""
 
 import json
