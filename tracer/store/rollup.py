@@ -6,10 +6,16 @@ recount of the stored flows would give (docs/architecture.md, Pairing: statistic
 """
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from django.db.backends.utils import CursorWrapper
 
 from tracer.models import Flow, LatencyBucket, ServiceMinute
 from tracer.store import pairing, stats
 from tracer.store.sql import (
+    SqlParam,
     chunks,
     column,
     db_time,
@@ -51,19 +57,29 @@ FLOW_TIMES = {
     "replied_at",
     "reply_delivered_at",
 }
+# A stored flow as existing_flows reads it: {"id": ..., column: value}, times in
+# microseconds, late and backlog as bools.
+FlowRow: TypeAlias = dict[str, Any]
+# (vhost, service, minute in microseconds): one ServiceMinute row.
+MinuteKey: TypeAlias = tuple[str, str, int]
+# (vhost, service, minute, bucket): one LatencyBucket row.
+BucketKey: TypeAlias = tuple[str, str, int, int]
+# What one flow adds to the roll-ups: its minute, timed out?, its latency (if answered).
+Contribution: TypeAlias = tuple[MinuteKey, bool, float | None]
+
 # --- flows and roll-ups ------------------------------------------------------------
 
 
-def flow_row(flow):
-    values = []
+def flow_row(flow: pairing.Flow) -> list[SqlParam]:
+    values: list[SqlParam] = []
     for name in FLOW_COLUMNS:
         value = getattr(flow, name)
         values.append(db_time(value) if name in FLOW_TIMES else value)
     return values
 
 
-def existing_flows(cursor, ids):
-    existing = {}
+def existing_flows(cursor: CursorWrapper, ids: Iterable[int]) -> dict[int, FlowRow]:
+    existing: dict[int, FlowRow] = {}
     columns = ", ".join(column(name, name in FLOW_TIMES) for name in ("id", *FLOW_COLUMNS))
     names = ("id", *FLOW_COLUMNS)
     for chunk in chunks(ids):
@@ -80,7 +96,15 @@ def existing_flows(cursor, ids):
     return existing
 
 
-def contribution(vhost, service, status, late, backlog, requested_us, latency_ms):
+def contribution(
+    vhost: str,
+    service: str,
+    status: str,
+    late: bool,
+    backlog: bool,
+    requested_us: int | None,
+    latency_ms: float | None,
+) -> Contribution | None:
     """What one flow adds to the per-minute roll-ups, or None."""
     if status == pairing.ORPHAN or backlog or not service or requested_us is None:
         return None
@@ -88,7 +112,7 @@ def contribution(vhost, service, status, late, backlog, requested_us, latency_ms
     return (vhost, service, minute_us(requested_us)), timed_out, latency_ms
 
 
-def flow_contribution(flow):
+def flow_contribution(flow: pairing.Flow | FlowRow | None) -> Contribution | None:
     if flow is None:
         return None
     if isinstance(flow, dict):
@@ -112,40 +136,66 @@ def flow_contribution(flow):
     )
 
 
+@dataclass(slots=True)
+class MinuteCounts:
+    """A ServiceMinute delta: the columns the upsert adds (the maximum: takes the larger)."""
+
+    calls: int = 0
+    timeouts: int = 0
+    answered: int = 0
+    latency_sum_ms: float = 0.0
+    latency_max_ms: float = 0.0
+
+    def values(self) -> tuple[int, int, int, float, float]:
+        """In the order of the upsert's columns."""
+        return (
+            self.calls,
+            self.timeouts,
+            self.answered,
+            self.latency_sum_ms,
+            self.latency_max_ms,
+        )
+
+
 class RollUp:
     """Deltas for ServiceMinute and LatencyBucket, applied with one upsert each."""
 
-    def __init__(self):
-        self.minutes = defaultdict(lambda: [0, 0, 0, 0.0, 0.0])
+    minutes: defaultdict[MinuteKey, MinuteCounts]
+    buckets: Counter[BucketKey]
+
+    def __init__(self) -> None:
+        self.minutes = defaultdict(MinuteCounts)
         self.buckets = Counter()
 
-    def add(self, part, sign):
+    def add(self, part: Contribution | None, sign: int) -> None:
         if part is None:
             return
         key, timed_out, latency = part
         row = self.minutes[key]
-        row[0] += sign
-        row[1] += sign if timed_out else 0
+        row.calls += sign
+        row.timeouts += sign if timed_out else 0
         if latency is not None:
-            row[2] += sign
-            row[3] += sign * latency
+            row.answered += sign
+            row.latency_sum_ms += sign * latency
             if sign > 0:
-                row[4] = max(row[4], latency)
+                row.latency_max_ms = max(row.latency_max_ms, latency)
             self.buckets[(*key, stats.bucket_of(latency))] += sign
 
-    def change(self, old, new):
+    def change(
+        self, old: pairing.Flow | FlowRow | None, new: pairing.Flow | FlowRow | None
+    ) -> None:
         before, after = flow_contribution(old), flow_contribution(new)
         if before != after:
             self.add(before, -1)
             self.add(after, +1)
 
-    def write(self, cursor):
+    def write(self, cursor: CursorWrapper) -> None:
         greatest = "GREATEST" if is_postgres() else "MAX"
-        minutes = [
-            (vhost, service, db_time(minute), *values)
-            for (vhost, service, minute), values in self.minutes.items()
-            if any(values)
-        ]
+        minutes = []
+        for (vhost, service, minute), row in self.minutes.items():
+            values = row.values()
+            if any(values):
+                minutes.append((vhost, service, db_time(minute), *values))
         if minutes:
             table = table_of(ServiceMinute)
             cursor.executemany(
@@ -174,11 +224,15 @@ class RollUp:
             )
 
 
-def write_flows(cursor, changes, rollup):
+def write_flows(
+    cursor: CursorWrapper, changes: pairing.Changes, rollup: RollUp
+) -> tuple[list[pairing.Flow], set[int]]:
     """Insert, update and delete flows; returns (written flows, deleted ids)."""
     existing = existing_flows(cursor, set(changes.flows) | changes.delete_flow_ids)
-    inserts, written = [], []
-    updates = defaultdict(list)  # changed columns -> rows: one statement per shape
+    inserts: list[list[SqlParam]] = []
+    written: list[pairing.Flow] = []
+    # changed columns -> rows: one statement per shape
+    updates: defaultdict[tuple[str, ...], list[list[SqlParam]]] = defaultdict(list)
     for flow_id, flow in changes.flows.items():
         old = existing.get(flow_id)
         if old is None:
