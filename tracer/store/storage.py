@@ -13,15 +13,22 @@ flow (a flow's id is its request's id) in the same insert.
 
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias, cast
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from tracer.models import Flow, Message, ReplyQueue, TapSession
 from tracer.store import pairing
+from tracer.store.pairing import GroupKey, ReplyQueueKey
 from tracer.store.rollup import RollUp, contribution, write_flows
 from tracer.store.sql import (
+    DbTime,
+    SqlParam,
     chunks,
     column,
     db_time,
@@ -83,6 +90,78 @@ _PAIRING_FIELDS = (
 )
 
 
+# A stored message's pairing columns, in _PAIRING_FIELDS order (booleans may come as 0/1).
+_StoredRow: TypeAlias = tuple[
+    int, str, DbTime, str, str, str, str, str, str, int, int, int, int | None
+]
+
+
+class CapturedEvent(Protocol):
+    """A captured event as storage sees it: tracer.tap.decoding.Captured (the store
+    sits below the tap and does not import it). Storage reads the columns of its
+    Message row and sets its id and flow."""
+
+    id: int | None
+    flow_id: int | None
+
+    @property
+    def event(self) -> str: ...  # "publish" or "deliver"
+    @property
+    def captured_us(self) -> int: ...
+    @property
+    def vhost(self) -> str: ...
+    @property
+    def node(self) -> str: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def routing_key(self) -> str: ...
+    @property
+    def routing_keys_json(self) -> str: ...
+    @property
+    def routed_queues_json(self) -> str | None: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def properties_json(self) -> str: ...
+    @property
+    def correlation_id(self) -> str: ...
+    @property
+    def reply_to(self) -> str: ...
+    @property
+    def reply_key(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def body_size(self) -> int: ...
+    @property
+    def body_truncated(self) -> bool: ...
+    @property
+    def redelivered(self) -> bool: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def connection(self) -> str: ...
+    @property
+    def channel(self) -> int | None: ...
+    @property
+    def backlog(self) -> bool: ...
+    @property
+    def replay_of(self) -> int | None: ...
+    @property
+    def fingerprint(self) -> int: ...
+    @property
+    def dedupe_key(self) -> int: ...
+    @property
+    def tap_redelivered(self) -> bool: ...
+
+
+class NumberedEvent(CapturedEvent, Protocol):
+    """A captured event once store_batch has given it its message id."""
+
+    id: int
+
+
 @dataclass
 class BatchResult:
     received: int = 0
@@ -92,14 +171,14 @@ class BatchResult:
     first_id: int | None = None
     last_id: int | None = None
     last_event_us: int | None = None
-    flows: list = field(default_factory=list)  # pairing.Flow written by this batch
-    deleted_flow_ids: set = field(default_factory=set)
+    flows: list[pairing.Flow] = field(default_factory=list)  # written by this batch
+    deleted_flow_ids: set[int] = field(default_factory=set)
 
 
 # --- ids ------------------------------------------------------------------------
 
 
-def _allocate_ids(cursor, count):
+def _allocate_ids(cursor: CursorWrapper, count: int) -> list[int]:
     table = Message._meta.db_table
     if is_postgres():
         cursor.execute(
@@ -119,7 +198,7 @@ def _allocate_ids(cursor, count):
 # --- duplicates -----------------------------------------------------------------
 
 
-def find_duplicates(events):
+def find_duplicates(events: Sequence[CapturedEvent]) -> dict[int, int]:
     """Redelivered trace events already stored: {event index: original message id}.
 
     Only a batch committed but not acked before a crash (or a lost connection)
@@ -130,20 +209,20 @@ def find_duplicates(events):
     wanted = {event.dedupe_key for event in events if event.tap_redelivered}
     if not wanted:
         return {}
-    ranges = []
+    ranges: list[tuple[int, int]] = []
     for session_ranges in TapSession.objects.values_list("unacked_ranges", flat=True):
         ranges.extend((int(first), int(last)) for first, last, *_ in session_ranges or ())
     if not ranges:
         return {}
-    originals = defaultdict(list)
+    originals: defaultdict[int, list[int]] = defaultdict(list)
     for first, last in ranges:
         rows = Message.objects.filter(
             id__gte=first, id__lte=last, dedupe_key__in=list(wanted)
         ).values_list("id", "dedupe_key")
         for message_id, key in rows:
             originals[key].append(message_id)
-    found = {}
-    used = set()
+    found: dict[int, int] = {}
+    used: set[int] = set()
     for index, event in enumerate(events):
         if not event.tap_redelivered:
             continue
@@ -158,7 +237,7 @@ def find_duplicates(events):
 # --- pairing --------------------------------------------------------------------
 
 
-def _pairing_event(captured):
+def _pairing_event(captured: NumberedEvent) -> pairing.Event:
     return pairing.Event(
         id=captured.id,
         kind=captured.event,
@@ -175,7 +254,7 @@ def _pairing_event(captured):
     )
 
 
-def _stored_event(row):
+def _stored_event(row: _StoredRow) -> pairing.Event:
     (message_id, kind, at, vhost, exchange, routing_key, queue, correlation_id, reply_to,
      redelivered, fingerprint, backlog, flow_id) = row  # fmt: skip
     return pairing.Event(
@@ -195,14 +274,14 @@ def _stored_event(row):
     )
 
 
-def _select(cursor, where, params):
+def _select(cursor: CursorWrapper, where: str, params: Sequence[SqlParam]) -> list[pairing.Event]:
     """Pairing columns of messages, with plain SQL: no ORM object, no converters."""
     columns = ", ".join(column(name, name == "captured_at") for name in _PAIRING_FIELDS)
     cursor.execute(f"SELECT {columns} FROM {table_of(Message)} WHERE {where}", params)  # noqa: S608
     return [_stored_event(row) for row in cursor.fetchall()]
 
 
-def _lock_reply_queues(cursor, queues):
+def _lock_reply_queues(cursor: CursorWrapper, queues: AbstractSet[ReplyQueueKey]) -> None:
     """PostgreSQL: one advisory lock per (vhost, reply queue), always in one order."""
     if not is_postgres() or not queues:
         return
@@ -214,11 +293,13 @@ def _lock_reply_queues(cursor, queues):
     )
 
 
-def _known_reply_queues(candidates, batch_requests):
+def _known_reply_queues(
+    candidates: set[ReplyQueueKey], batch_requests: set[ReplyQueueKey]
+) -> set[ReplyQueueKey]:
     known = {queue for queue in candidates if pairing.is_direct_reply_to(queue[1])}
     known |= candidates & batch_requests
     unknown = candidates - known
-    by_vhost = defaultdict(set)
+    by_vhost: defaultdict[str, set[str]] = defaultdict(set)
     for vhost, name in unknown:
         by_vhost[vhost].add(name)
     for vhost, names in by_vhost.items():
@@ -228,7 +309,9 @@ def _known_reply_queues(candidates, batch_requests):
     return known
 
 
-def _remember_reply_queues(cursor, batch_requests, last_us):
+def _remember_reply_queues(
+    cursor: CursorWrapper, batch_requests: AbstractSet[ReplyQueueKey], last_us: int | None
+) -> None:
     rows = [
         (vhost, name, db_time(last_us))
         for vhost, name in sorted(batch_requests)
@@ -244,17 +327,19 @@ def _remember_reply_queues(cursor, batch_requests, last_us):
     )
 
 
-def _load_groups(cursor, keys, earliest_us):
+def _load_groups(
+    cursor: CursorWrapper, keys: Iterable[GroupKey], earliest_us: int
+) -> list[pairing.Event]:
     """Stored events of the groups in `keys`, and of the flows their requests lead."""
-    loaded = {}
-    by_correlation = defaultdict(set)
-    by_reply_queue = set()
+    loaded: dict[int, pairing.Event] = {}
+    by_correlation: defaultdict[str, set[str]] = defaultdict(set)
+    by_reply_queue: set[ReplyQueueKey] = set()
     for vhost, reply_queue, correlation_id in keys:
         if correlation_id:
             by_correlation[vhost].add(correlation_id)
         else:
             by_reply_queue.add((vhost, reply_queue))
-    since = earliest_us - CORRELATION_HORIZON_S * 1_000_000
+    since_us = earliest_us - CORRELATION_HORIZON_S * 1_000_000
     for vhost, correlation_ids in by_correlation.items():
         for chunk in chunks(correlation_ids):
             # Only the correlation ids in SQL, the vhost and time checked here: with
@@ -265,7 +350,7 @@ def _load_groups(cursor, keys, earliest_us):
             # rows). A correlation id shared across vhosts costs a few rows more.
             where = f"correlation_id IN ({marks(len(chunk))})"
             for event in _select(cursor, where, chunk):
-                if event.vhost == vhost and event.at >= since:
+                if event.vhost == vhost and event.at >= since_us:
                     loaded[event.id] = event
     since = db_time(earliest_us - REPLY_TO_HORIZON_S * 1_000_000)
     for vhost, reply_queue in sorted(by_reply_queue):
@@ -274,8 +359,8 @@ def _load_groups(cursor, keys, earliest_us):
             loaded[event.id] = event
     flow_ids = {event.flow_id for event in loaded.values() if event.flow_id is not None}
     flow_ids |= {event.id for event in loaded.values() if event.reply_to}
-    for chunk in chunks(flow_ids):
-        for event in _select(cursor, f"flow_id IN ({marks(len(chunk))})", chunk):
+    for ids in chunks(flow_ids):
+        for event in _select(cursor, f"flow_id IN ({marks(len(ids))})", ids):
             loaded.setdefault(event.id, event)
     return list(loaded.values())
 
@@ -283,7 +368,7 @@ def _load_groups(cursor, keys, earliest_us):
 # --- the batch --------------------------------------------------------------------
 
 
-def _message_row(event):
+def _message_row(event: NumberedEvent) -> tuple[SqlParam, ...]:
     return (
         event.id,
         event.event,
@@ -315,7 +400,7 @@ def _message_row(event):
     )
 
 
-def _insert_messages(cursor, events):
+def _insert_messages(cursor: CursorWrapper, events: Sequence[NumberedEvent]) -> None:
     columns = ", ".join(quote(name) for name in MESSAGE_COLUMNS)
     if is_postgres():
         # COPY: one stream for the whole batch, several times faster than INSERTs
@@ -337,7 +422,13 @@ def _insert_messages(cursor, events):
     )
 
 
-def store_batch(events, *, timeout_s=None, now=None, session_update=None):
+def store_batch(
+    events: Sequence[CapturedEvent],
+    *,
+    timeout_s: float | None = None,
+    now: int | None = None,
+    session_update: Callable[[CursorWrapper, BatchResult], None] | None = None,
+) -> BatchResult:
     """Store captured events (tracer.tap.decoding.Captured) in one transaction.
 
     `session_update(cursor, result)` runs inside the same transaction, so a tap's
@@ -363,14 +454,21 @@ def store_batch(events, *, timeout_s=None, now=None, session_update=None):
             result.last_id = fresh[-1].id
             result.last_event_us = max(event.captured_us for event in fresh)
             result.backlog = sum(1 for event in fresh if event.backlog)
-            _pair_and_write(cursor, fresh, timeout_s, now, result)
+            # Every fresh event has its message id now.
+            _pair_and_write(cursor, cast("list[NumberedEvent]", fresh), timeout_s, now, result)
             result.stored = len(fresh)
         if session_update is not None:
             session_update(cursor, result)
     return result
 
 
-def _pair_and_write(cursor, fresh, timeout_s, now, result):
+def _pair_and_write(
+    cursor: CursorWrapper,
+    fresh: Sequence[NumberedEvent],
+    timeout_s: float,
+    now: int,
+    result: BatchResult,
+) -> None:
     new = [_pairing_event(event) for event in fresh]
     batch_requests = {
         (event.vhost, event.reply_to)
@@ -382,7 +480,7 @@ def _pair_and_write(cursor, fresh, timeout_s, now, result):
     known = _known_reply_queues({(vhost, queue) for vhost, queue, _ in keys}, batch_requests)
     keys = {key for key in keys if (key[0], key[1]) in known}
     rollup = RollUp()
-    flow_of = {}
+    flow_of: dict[int, int | None] = {}
     if keys:
         _remember_reply_queues(cursor, batch_requests, result.last_event_us)
         loaded = _load_groups(cursor, keys, min(event.at for event in new))
@@ -414,7 +512,9 @@ def _pair_and_write(cursor, fresh, timeout_s, now, result):
 # --- timeouts ---------------------------------------------------------------------
 
 
-def sweep_timeouts(timeout_s=None, now=None, limit=10_000):
+def sweep_timeouts(
+    timeout_s: float | None = None, now: int | None = None, limit: int = 10_000
+) -> int:
     """Pending flows older than the RPC timeout become `timeout`; returns how many."""
     timeout_s = settings.WARREN_RPC_TIMEOUT if timeout_s is None else timeout_s
     now = now_us() if now is None else now
