@@ -24,7 +24,7 @@ class BrokerConfig:
     username: str
     password: str = field(repr=False)
 
-    def client(self, timeout=None):
+    def client(self, timeout: float | None = None) -> ManagementClient:
         return ManagementClient(
             self.management_url,
             self.username,
@@ -32,7 +32,7 @@ class BrokerConfig:
             timeout=timeout or settings.WARREN_MANAGEMENT_TIMEOUT,
         )
 
-    def amqp_url(self):
+    def amqp_url(self) -> str:
         """The AMQP URL with credentials, for pika only."""
         parts = urlsplit(self.amqp_url_public)
         host = parts.hostname or "127.0.0.1"
@@ -44,7 +44,7 @@ class BrokerConfig:
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
-def strip_password(url):
+def strip_password(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
@@ -53,7 +53,7 @@ def strip_password(url):
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
-def default_broker():
+def default_broker() -> BrokerConfig:
     return BrokerConfig(
         slug=DEFAULT_SLUG,
         name="default",
@@ -64,11 +64,12 @@ def default_broker():
     )
 
 
-def default_amqp_url():
+def default_amqp_url() -> str:
     """The environment's AMQP URL with its credentials, for the tap and workloads."""
-    return settings.WARREN_AMQP_URL
+    url: str = settings.WARREN_AMQP_URL
+    return url
 
 
-def vhost_from_amqp_url(url):
+def vhost_from_amqp_url(url: str) -> str:
     path = urlsplit(url).path
     return unquote(path[1:]) if len(path) > 1 else "/"

@@ -25,14 +25,19 @@ import ipaddress
 import logging
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
-from rabbit.management import BrokerError, BrokerNotFound
+from rabbit.management import JSON, BrokerError, BrokerNotFound, ManagementClient
 
 log = logging.getLogger("tracer.tap")
 
-ON, OFF, UNREACHABLE = "on", "off", "unreachable"
+TracingState: TypeAlias = Literal["on", "off", "unreachable"]
+ON: Final = "on"
+OFF: Final = "off"
+UNREACHABLE: Final = "unreachable"
 REDISCOVER_S = 30.0  # nodes join and leave rarely; a failing node rediscovers at once
 STATUS_MAX_AGE_S = 5.0
 STATUS_TIMEOUT_S = 2.0
@@ -51,12 +56,12 @@ class TracingUnchecked(BrokerError):
 # --- where a node's management listener is -----------------------------------------
 
 
-def node_host(node_name):
+def node_host(node_name: str) -> str:
     """The host part of a node name: 'rabbit@db-1' -> 'db-1'."""
     return node_name.partition("@")[2] or node_name
 
 
-def is_specific(ip):
+def is_specific(ip: str) -> bool:
     """A listener bound to one address (reachable there), not to every address."""
     try:
         return not ipaddress.ip_address(ip).is_unspecified
@@ -64,23 +69,25 @@ def is_specific(ip):
         return False
 
 
-def _netloc(host, port):
+def _netloc(host: str, port: int) -> str:
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
     return f"{host}:{port}"
 
 
-def listener_url(listener, path="/"):
+def listener_url(listener: JSON, path: str = "/") -> str:
     """The management URL of one `/api/overview` listener entry."""
-    ip = listener.get("ip_address") or ""
+    ip: str = listener.get("ip_address") or ""
     host = ip if is_specific(ip) else node_host(listener["node"])
     scheme = "https" if listener.get("protocol") == "https" else "http"
     return urlunsplit((scheme, _netloc(host, listener["port"]), path or "/", "", ""))
 
 
-def management_urls(listeners, prefer_scheme="http", path="/"):
+def management_urls(
+    listeners: Iterable[JSON] | None, prefer_scheme: str = "http", path: str = "/"
+) -> dict[str, str]:
     """{node: URL} from the overview's listeners; a node's listener of prefer_scheme wins."""
-    urls = {}
+    urls: dict[str, str] = {}
     for listener in listeners or ():
         protocol = listener.get("protocol")
         if protocol not in ("http", "https") or "node" not in listener:
@@ -102,7 +109,7 @@ class Node:
     problem: str = ""  # why it cannot be asked
 
 
-def _answers_as(client, url, node):
+def _answers_as(client: ManagementClient, url: str, node: str) -> str:
     """'' when the listener at url is the node's own, else why not."""
     try:
         answered = client.for_url(url).overview_columns(["node"]).get("node")
@@ -113,31 +120,32 @@ def _answers_as(client, url, node):
     return ""
 
 
-def discover(client, node_urls=None):
+def discover(client: ManagementClient, node_urls: Mapping[str, str] | None = None) -> list[Node]:
     """The cluster's nodes as the node behind `client` sees them, each with a URL of its own."""
     overview = client.overview_columns(["node", "listeners"])
     names = client.nodes_columns(["name", "running"])
     entry = urlsplit(client.base_url)
     derived = management_urls(overview.get("listeners"), entry.scheme, entry.path or "/")
     explicit = node_urls or {}
-    nodes = []
+    nodes: list[Node] = []
     for item in sorted(names, key=lambda n: n["name"]):
         name, running = item["name"], bool(item.get("running"))
         if not running:
             nodes.append(Node(name, "", False, f"not running (as {overview.get('node')} sees it)"))
             continue
+        candidates: list[str | None]
         if name in explicit:
             candidates = [explicit[name]]
         else:
             candidates = [derived.get(name)]
             if name == overview.get("node"):
                 candidates.append(client.base_url)  # reachable, unless it is a load balancer
-        candidates = list(dict.fromkeys(url for url in candidates if url))
-        if not candidates:
+        urls = list(dict.fromkeys(url for url in candidates if url))
+        if not urls:
             nodes.append(Node(name, "", True, "it has no management listener"))
             continue
-        problems = []
-        for url in candidates:
+        problems: list[str] = []
+        for url in urls:
             problem = _answers_as(client, url, name)
             if not problem:
                 nodes.append(Node(name, url, True))
@@ -155,7 +163,7 @@ def discover(client, node_urls=None):
 @dataclass(frozen=True)
 class NodeTracing:
     node: str
-    state: str  # ON, OFF or UNREACHABLE, after switching
+    state: TracingState  # after switching
     was_off: bool = False  # found off by this call
     switched: bool = False  # switched on by this call
     reason: str = ""
@@ -164,24 +172,24 @@ class NodeTracing:
 @dataclass(frozen=True)
 class TracingReport:
     vhost: str
-    nodes: tuple
+    nodes: tuple[NodeTracing, ...]
 
-    def states(self):
+    def states(self) -> dict[str, TracingState]:
         return {node.node: node.state for node in self.nodes}
 
     @property
-    def found_off(self):
+    def found_off(self) -> bool:
         return any(node.was_off for node in self.nodes)
 
     @property
-    def switched(self):
+    def switched(self) -> list[str]:
         return [node.node for node in self.nodes if node.switched]
 
     @property
-    def everywhere(self):
+    def everywhere(self) -> bool:
         return bool(self.nodes) and all(node.state == ON for node in self.nodes)
 
-    def trouble(self):
+    def trouble(self) -> str:
         """The nodes not tracing now, in words."""
         return "; ".join(
             f"node {node.node} is {node.state}" + (f": {node.reason}" if node.reason else "")
@@ -193,15 +201,17 @@ class TracingReport:
 class Cluster:
     """The nodes behind one management client; rediscovered now and then."""
 
-    def __init__(self, client, node_urls=None):
+    def __init__(
+        self, client: ManagementClient, node_urls: Mapping[str, str] | None = None
+    ) -> None:
         self.client = client
         self.node_urls = dict(node_urls or {})
-        self._nodes = None
+        self._nodes: list[Node] | None = None
         self._found_at = 0.0
         self._stale = False
         self._lock = threading.Lock()
 
-    def nodes(self):
+    def nodes(self) -> list[Node]:
         with self._lock:
             age = time.monotonic() - self._found_at
             if self._nodes is None or self._stale or age > REDISCOVER_S:
@@ -210,16 +220,16 @@ class Cluster:
                 self._stale = any(node.problem for node in self._nodes)
             return self._nodes
 
-    def _forget(self):
+    def _forget(self) -> None:
         with self._lock:
             self._stale = True
 
-    def _read(self, node, vhost):
+    def _read(self, node: Node, vhost: str) -> bool:
         return bool(self.client.for_url(node.url).vhost(vhost).get("tracing"))
 
-    def tracing(self, vhost, switch_on=False):
+    def tracing(self, vhost: str, switch_on: bool = False) -> TracingReport:
         """Each node's tracing for `vhost`, switched on where off when asked to."""
-        results = []
+        results: list[NodeTracing] = []
         for node in self.nodes():
             if node.problem:
                 results.append(NodeTracing(node.name, UNREACHABLE, reason=node.problem))
@@ -233,7 +243,7 @@ class Cluster:
                 results.append(NodeTracing(node.name, UNREACHABLE, reason=error.message))
         return TracingReport(vhost, tuple(results))
 
-    def _one(self, node, vhost, switch_on):
+    def _one(self, node: Node, vhost: str, switch_on: bool) -> NodeTracing:
         if self._read(node, vhost):
             return NodeTracing(node.name, ON)
         if not switch_on:
@@ -247,18 +257,25 @@ class Cluster:
         return NodeTracing(node.name, OFF, was_off=True, reason="the broker did not switch it on")
 
 
-_clusters = {}
+# (management URL, user, node URLs, credentials and timeout)
+_ClusterKey: TypeAlias = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, str, float]]
+_clusters: dict[_ClusterKey, Cluster] = {}
 _clusters_lock = threading.Lock()
 
 
-def for_client(client):
+def for_client(client: ManagementClient) -> Cluster:
     """The Cluster behind `client`, kept between calls (discovery costs a few requests)."""
     from django.conf import settings
 
-    node_urls = {}
+    node_urls: dict[str, str] = {}
     if client.base_url == settings.WARREN_MANAGEMENT_URL:
         node_urls = settings.WARREN_MANAGEMENT_NODE_URLS  # names of the default broker's nodes
-    key = (client.base_url, client.username, tuple(sorted(node_urls.items())), client._credentials)
+    key: _ClusterKey = (
+        client.base_url,
+        client.username,
+        tuple(sorted(node_urls.items())),
+        client._credentials,
+    )
     with _clusters_lock:
         cluster = _clusters.get(key)
         if cluster is None:
@@ -266,12 +283,12 @@ def for_client(client):
         return cluster
 
 
-def ensure_tracing(client, vhost):
+def ensure_tracing(client: ManagementClient, vhost: str) -> TracingReport:
     """Switch tracing for `vhost` on on every node where it is off; the report per node."""
     return for_client(client).tracing(vhost, switch_on=True)
 
 
-def tracing_was_on_everywhere(client, vhost):
+def tracing_was_on_everywhere(client: ManagementClient, vhost: str) -> bool:
     """For the tap: switch tracing on wherever it is off; was it on everywhere already?
 
     False when some node was found off (the tap records a gap since it last saw
@@ -289,11 +306,13 @@ def tracing_was_on_everywhere(client, vhost):
 
 # --- what /api/tap/status shows -------------------------------------------------------
 
-_status_cache = {}
+# {vhost: {node: state}}, and the problem in words ("" when there is none)
+TracingMap: TypeAlias = tuple[dict[str, dict[str, TracingState]], str]
+_status_cache: dict[tuple[str, tuple[str, ...]], tuple[float, TracingMap]] = {}
 _status_lock = threading.Lock()
 
 
-def tracing_map(vhosts, client=None):
+def tracing_map(vhosts: Sequence[str], client: ManagementClient | None = None) -> TracingMap:
     """({vhost: {node: "on"|"off"|"unreachable"}}, problem in words or ""), read only.
 
     Asked of the broker (not of the tap), so it is true even with no tap
@@ -309,7 +328,8 @@ def tracing_map(vhosts, client=None):
         cached = _status_cache.get(key)
         if cached and time.monotonic() - cached[0] < STATUS_MAX_AGE_S:
             return cached[1]
-    states, problem = {}, ""
+    states: dict[str, dict[str, TracingState]] = {}
+    problem = ""
     try:
         cluster = for_client(client)
         for vhost in vhosts:

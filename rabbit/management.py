@@ -6,7 +6,9 @@ instead of failing.
 """
 
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias, TypedDict, Unpack, cast
 from urllib.parse import quote
 
 import httpx
@@ -14,13 +16,18 @@ import httpx
 DEFAULT_EXCHANGE_PATH_NAME = "amq.default"
 MAX_PAGE_SIZE = 500
 
+# One object of the management API's JSON: its keys vary with the broker's
+# version, plugins and the `columns` asked for, so its values stay untyped.
+JSON: TypeAlias = dict[str, Any]
+QueryParams: TypeAlias = Mapping[str, str | int]
+
 
 class BrokerError(Exception):
     """Anything that kept the management API from answering as asked."""
 
-    banner = "The broker's management API gave an error"
+    banner: str = "The broker's management API gave an error"
 
-    def __init__(self, message, status=None):
+    def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -42,18 +49,18 @@ class BrokerRejected(BrokerError):
     banner = "The broker refused the request"
 
 
-def segment(name):
+def segment(name: str) -> str:
     """One path segment: vhost '/' becomes %2F, '<x y>' is escaped, nothing passes raw."""
     return quote(name, safe="")
 
 
-def exchange_segment(name):
+def exchange_segment(name: str) -> str:
     return segment(name or DEFAULT_EXCHANGE_PATH_NAME)
 
 
 @dataclass(frozen=True)
 class Page:
-    items: list
+    items: list[JSON]
     page: int
     page_count: int
     page_size: int
@@ -61,11 +68,26 @@ class Page:
     total_count: int
 
 
-_clients = {}
+class Paging(TypedDict, total=False):
+    """What the *_page calls pass on to ManagementClient.get_page."""
+
+    page: int
+    page_size: int
+    name: str
+    use_regex: bool
+    sort: str
+    sort_reverse: bool
+    columns: Sequence[str] | None
+    disable_stats: bool
+
+
+# One pool of kept-alive connections per broker and credentials, shared by the
+# short-lived clients every request makes.
+_clients: dict[tuple[str, str, str, float], httpx.Client] = {}
 _clients_lock = threading.Lock()
 
 
-def _http_client(base_url, username, password, timeout):
+def _http_client(base_url: str, username: str, password: str, timeout: float) -> httpx.Client:
     key = (base_url, username, password, timeout)
     with _clients_lock:
         client = _clients.get(key)
@@ -81,7 +103,7 @@ def _http_client(base_url, username, password, timeout):
         return client
 
 
-def _broker_reason(response):
+def _broker_reason(response: httpx.Response) -> str:
     try:
         data = response.json()
     except ValueError:
@@ -92,7 +114,7 @@ def _broker_reason(response):
 
 
 class ManagementClient:
-    def __init__(self, base_url, username, password, timeout=5.0):
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 5.0) -> None:
         self.base_url = base_url
         self.username = username
         self._http = _http_client(base_url, username, password, timeout)
@@ -100,7 +122,15 @@ class ManagementClient:
 
     # --- transport --------------------------------------------------------
 
-    def request(self, method, path, params=None, json=None, headers=None):
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: QueryParams | None = None,
+        json: JSON | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The answer's JSON (an object or a list), or None when it has no body."""
         response = self._send(method, path, params=params, json=json, headers=headers)
         if response.status_code == 204 or not response.content:
             return None
@@ -111,7 +141,14 @@ class ManagementClient:
                 "The management API answered with something that is not JSON."
             ) from None
 
-    def _send(self, method, path, params=None, json=None, headers=None):
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: QueryParams | None = None,
+        json: JSON | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         """One HTTP call, its failures mapped to the BrokerError kinds."""
         # A kept-alive connection the broker closed meanwhile fails on first use;
         # a GET changes nothing, so it is asked once more on a fresh connection.
@@ -158,32 +195,35 @@ class ManagementClient:
             )
         return response
 
-    def get(self, path, params=None):
+    def get(self, path: str, params: QueryParams | None = None) -> Any:
         return self.request("GET", path, params=params)
 
-    def put(self, path, json=None):
+    def put(self, path: str, json: JSON | None = None) -> Any:
         return self.request("PUT", path, json=json if json is not None else {})
 
-    def post(self, path, json=None):
+    def post(self, path: str, json: JSON | None = None) -> Any:
         return self.request("POST", path, json=json if json is not None else {})
 
-    def delete(self, path, params=None):
+    def delete(self, path: str, params: QueryParams | None = None) -> Any:
         return self.request("DELETE", path, params=params)
 
     def get_page(
         self,
-        path,
-        page=1,
-        page_size=100,
-        name="",
-        use_regex=False,
-        sort="",
-        sort_reverse=False,
-        columns=None,
-        disable_stats=False,
-    ):
+        path: str,
+        page: int = 1,
+        page_size: int = 100,
+        name: str = "",
+        use_regex: bool = False,
+        sort: str = "",
+        sort_reverse: bool = False,
+        columns: Sequence[str] | None = None,
+        disable_stats: bool = False,
+    ) -> Page:
         """A page of a list call, filtered and sorted by the broker itself."""
-        params = {"page": max(1, page), "page_size": min(max(1, page_size), MAX_PAGE_SIZE)}
+        params: dict[str, str | int] = {
+            "page": max(1, page),
+            "page_size": min(max(1, page_size), MAX_PAGE_SIZE),
+        }
         if name:
             params["name"] = name
             params["use_regex"] = "true" if use_regex else "false"
@@ -206,34 +246,34 @@ class ManagementClient:
 
     # --- broker -------------------------------------------------------------
 
-    def overview(self):
-        return self.get("overview")
+    def overview(self) -> JSON:
+        return cast(JSON, self.get("overview"))
 
-    def nodes(self):
-        return self.get("nodes")
+    def nodes(self) -> list[JSON]:
+        return cast(list[JSON], self.get("nodes"))
 
-    def whoami(self):
-        return self.get("whoami")
+    def whoami(self) -> JSON:
+        return cast(JSON, self.get("whoami"))
 
     # --- vhosts -------------------------------------------------------------
 
-    def vhosts(self):
-        return self.get("vhosts")
+    def vhosts(self) -> list[JSON]:
+        return cast(list[JSON], self.get("vhosts"))
 
-    def vhost(self, vhost):
-        return self.get(f"vhosts/{segment(vhost)}")
+    def vhost(self, vhost: str) -> JSON:
+        return cast(JSON, self.get(f"vhosts/{segment(vhost)}"))
 
-    def create_vhost(self, vhost, description="", tags=""):
+    def create_vhost(self, vhost: str, description: str = "", tags: str = "") -> None:
         self.put(f"vhosts/{segment(vhost)}", {"description": description, "tags": tags})
         self.put(
             f"permissions/{segment(vhost)}/{segment(self.username)}",
             {"configure": ".*", "write": ".*", "read": ".*"},
         )
 
-    def delete_vhost(self, vhost):
+    def delete_vhost(self, vhost: str) -> None:
         self.delete(f"vhosts/{segment(vhost)}")
 
-    def set_tracing(self, vhost, enabled):
+    def set_tracing(self, vhost: str, enabled: bool) -> None:
         """Switch the firehose for one vhost, keeping its description and tags.
 
         A bare PUT would reset them (docs/architecture.md), so they are sent back as read.
@@ -251,194 +291,248 @@ class ManagementClient:
 
     # --- queues -------------------------------------------------------------
 
-    def queues_page(self, vhost=None, **paging):
+    def queues_page(self, vhost: str | None = None, **paging: Unpack[Paging]) -> Page:
         path = f"queues/{segment(vhost)}" if vhost else "queues"
         return self.get_page(path, **paging)
 
-    def queues(self, vhost=None, columns=None):
+    def queues(self, vhost: str | None = None, columns: Sequence[str] | None = None) -> list[JSON]:
         path = f"queues/{segment(vhost)}" if vhost else "queues"
         params = {"columns": ",".join(columns)} if columns else None
-        return self.get(path, params=params)
+        return cast(list[JSON], self.get(path, params=params))
 
-    def queue(self, vhost, name, lengths_age=None):
-        params = None
+    def queue(self, vhost: str, name: str, lengths_age: int | None = None) -> JSON:
+        params: dict[str, int] | None = None
         if lengths_age:
             params = {"lengths_age": lengths_age, "lengths_incr": max(1, lengths_age // 12)}
             params.update(msg_rates_age=lengths_age, msg_rates_incr=params["lengths_incr"])
-        return self.get(f"queues/{segment(vhost)}/{segment(name)}", params=params)
+        return cast(JSON, self.get(f"queues/{segment(vhost)}/{segment(name)}", params=params))
 
-    def declare_queue(self, vhost, name, durable=True, auto_delete=False, arguments=None):
+    def declare_queue(
+        self,
+        vhost: str,
+        name: str,
+        durable: bool = True,
+        auto_delete: bool = False,
+        arguments: JSON | None = None,
+    ) -> None:
         self.put(
             f"queues/{segment(vhost)}/{segment(name)}",
             {"durable": durable, "auto_delete": auto_delete, "arguments": arguments or {}},
         )
 
-    def delete_queue(self, vhost, name):
+    def delete_queue(self, vhost: str, name: str) -> None:
         self.delete(f"queues/{segment(vhost)}/{segment(name)}")
 
-    def queue_bindings(self, vhost, name):
-        return self.get(f"queues/{segment(vhost)}/{segment(name)}/bindings")
+    def queue_bindings(self, vhost: str, name: str) -> list[JSON]:
+        return cast(list[JSON], self.get(f"queues/{segment(vhost)}/{segment(name)}/bindings"))
 
-    def peek(self, vhost, name, count=10, truncate=50000, encoding="auto"):
+    def peek(
+        self,
+        vhost: str,
+        name: str,
+        count: int = 10,
+        truncate: int = 50000,
+        encoding: str = "auto",
+    ) -> list[JSON]:
         """The first messages of a queue, requeued (which marks them redelivered)."""
         return self._get_messages(vhost, name, count, "ack_requeue_true", encoding, truncate)
 
-    def take(self, vhost, name, count=1, truncate=50000):
+    def take(self, vhost: str, name: str, count: int = 1, truncate: int = 50000) -> list[JSON]:
         """The first messages of a queue, removed from it; payloads in base64."""
         return self._get_messages(vhost, name, count, "ack_requeue_false", "base64", truncate)
 
-    def _get_messages(self, vhost, name, count, ackmode, encoding, truncate):
-        return self.post(
-            f"queues/{segment(vhost)}/{segment(name)}/get",
-            {"count": count, "ackmode": ackmode, "encoding": encoding, "truncate": truncate},
+    def _get_messages(
+        self, vhost: str, name: str, count: int, ackmode: str, encoding: str, truncate: int
+    ) -> list[JSON]:
+        return cast(
+            list[JSON],
+            self.post(
+                f"queues/{segment(vhost)}/{segment(name)}/get",
+                {"count": count, "ackmode": ackmode, "encoding": encoding, "truncate": truncate},
+            ),
         )
 
     # --- exchanges and bindings ---------------------------------------------
 
-    def exchanges_page(self, vhost=None, **paging):
+    def exchanges_page(self, vhost: str | None = None, **paging: Unpack[Paging]) -> Page:
         path = f"exchanges/{segment(vhost)}" if vhost else "exchanges"
         return self.get_page(path, **paging)
 
-    def exchanges(self, vhost=None):
-        return self.get(f"exchanges/{segment(vhost)}" if vhost else "exchanges")
+    def exchanges(self, vhost: str | None = None) -> list[JSON]:
+        return cast(list[JSON], self.get(f"exchanges/{segment(vhost)}" if vhost else "exchanges"))
 
-    def exchange(self, vhost, name):
-        return self.get(f"exchanges/{segment(vhost)}/{exchange_segment(name)}")
+    def exchange(self, vhost: str, name: str) -> JSON:
+        return cast(JSON, self.get(f"exchanges/{segment(vhost)}/{exchange_segment(name)}"))
 
-    def declare_exchange(self, vhost, name, type_="direct", durable=True, arguments=None):
+    def declare_exchange(
+        self,
+        vhost: str,
+        name: str,
+        type_: str = "direct",
+        durable: bool = True,
+        arguments: JSON | None = None,
+    ) -> None:
         self.put(
             f"exchanges/{segment(vhost)}/{segment(name)}",
             {"type": type_, "durable": durable, "arguments": arguments or {}},
         )
 
-    def delete_exchange(self, vhost, name):
+    def delete_exchange(self, vhost: str, name: str) -> None:
         self.delete(f"exchanges/{segment(vhost)}/{segment(name)}")
 
-    def exchange_bindings_out(self, vhost, name):
-        return self.get(f"exchanges/{segment(vhost)}/{exchange_segment(name)}/bindings/source")
+    def exchange_bindings_out(self, vhost: str, name: str) -> list[JSON]:
+        path = f"exchanges/{segment(vhost)}/{exchange_segment(name)}/bindings/source"
+        return cast(list[JSON], self.get(path))
 
-    def exchange_bindings_in(self, vhost, name):
-        return self.get(f"exchanges/{segment(vhost)}/{exchange_segment(name)}/bindings/destination")
+    def exchange_bindings_in(self, vhost: str, name: str) -> list[JSON]:
+        path = f"exchanges/{segment(vhost)}/{exchange_segment(name)}/bindings/destination"
+        return cast(list[JSON], self.get(path))
 
-    def bindings(self, vhost=None):
-        return self.get(f"bindings/{segment(vhost)}" if vhost else "bindings")
+    def bindings(self, vhost: str | None = None) -> list[JSON]:
+        return cast(list[JSON], self.get(f"bindings/{segment(vhost)}" if vhost else "bindings"))
 
     def bind(
-        self, vhost, source, destination, destination_type="q", routing_key="", arguments=None
-    ):
+        self,
+        vhost: str,
+        source: str,
+        destination: str,
+        destination_type: str = "q",
+        routing_key: str = "",
+        arguments: JSON | None = None,
+    ) -> None:
         """destination_type is 'q' (queue) or 'e' (exchange)."""
         self.post(
             f"bindings/{segment(vhost)}/e/{segment(source)}/{destination_type}/{segment(destination)}",
             {"routing_key": routing_key, "arguments": arguments or {}},
         )
 
-    def unbind(self, vhost, source, destination, destination_type, properties_key):
+    def unbind(
+        self,
+        vhost: str,
+        source: str,
+        destination: str,
+        destination_type: str,
+        properties_key: str,
+    ) -> None:
         self.delete(
             f"bindings/{segment(vhost)}/e/{segment(source)}/{destination_type}/"
             f"{segment(destination)}/{segment(properties_key)}"
         )
 
     def publish(
-        self, vhost, exchange, routing_key, payload, properties=None, payload_encoding="string"
-    ):
+        self,
+        vhost: str,
+        exchange: str,
+        routing_key: str,
+        payload: str,
+        properties: JSON | None = None,
+        payload_encoding: str = "string",
+    ) -> JSON:
         """Publish through the API; answers {'routed': bool}."""
-        return self.post(
-            f"exchanges/{segment(vhost)}/{exchange_segment(exchange)}/publish",
-            {
-                "properties": properties or {},
-                "routing_key": routing_key,
-                "payload": payload,
-                "payload_encoding": payload_encoding,
-            },
+        return cast(
+            JSON,
+            self.post(
+                f"exchanges/{segment(vhost)}/{exchange_segment(exchange)}/publish",
+                {
+                    "properties": properties or {},
+                    "routing_key": routing_key,
+                    "payload": payload,
+                    "payload_encoding": payload_encoding,
+                },
+            ),
         )
 
     # --- connections, channels, consumers -----------------------------------
 
-    def connections_page(self, vhost=None, **paging):
+    def connections_page(self, vhost: str | None = None, **paging: Unpack[Paging]) -> Page:
         path = f"vhosts/{segment(vhost)}/connections" if vhost else "connections"
         if vhost:
             return _as_page(self.get(path))
         return self.get_page(path, **paging)
 
-    def connection(self, name):
-        return self.get(f"connections/{segment(name)}")
+    def connection(self, name: str) -> JSON:
+        return cast(JSON, self.get(f"connections/{segment(name)}"))
 
-    def connection_channels(self, name):
-        return self.get(f"connections/{segment(name)}/channels")
+    def connection_channels(self, name: str) -> list[JSON]:
+        return cast(list[JSON], self.get(f"connections/{segment(name)}/channels"))
 
-    def close_connection(self, name, reason="Closed from Warren"):
+    def close_connection(self, name: str, reason: str = "Closed from Warren") -> None:
         self.close_connection_because(name, reason)
 
-    def channels_page(self, vhost=None, **paging):
+    def channels_page(self, vhost: str | None = None, **paging: Unpack[Paging]) -> Page:
         if vhost:
             return _as_page(self.get(f"vhosts/{segment(vhost)}/channels"))
         return self.get_page("channels", **paging)
 
-    def channel(self, name):
-        return self.get(f"channels/{segment(name)}")
+    def channel(self, name: str) -> JSON:
+        return cast(JSON, self.get(f"channels/{segment(name)}"))
 
-    def consumers(self, vhost=None):
-        return self.get(f"consumers/{segment(vhost)}" if vhost else "consumers")
+    def consumers(self, vhost: str | None = None) -> list[JSON]:
+        return cast(list[JSON], self.get(f"consumers/{segment(vhost)}" if vhost else "consumers"))
 
     # --- the rabbitmq_tracing plugin (benchmarks compare against it) --------
 
-    def create_trace(self, vhost, name, pattern="#", format_="json"):
+    def create_trace(
+        self, vhost: str, name: str, pattern: str = "#", format_: str = "json"
+    ) -> None:
         self.put(
             f"traces/{segment(vhost)}/{segment(name)}",
             {"format": format_, "pattern": pattern},
         )
 
-    def delete_trace(self, vhost, name):
+    def delete_trace(self, vhost: str, name: str) -> None:
         self.delete(f"traces/{segment(vhost)}/{segment(name)}")
 
-    def traces(self, vhost):
-        return self.get(f"traces/{segment(vhost)}")
+    def traces(self, vhost: str) -> list[JSON]:
+        return cast(list[JSON], self.get(f"traces/{segment(vhost)}"))
 
     # --- broker console additions -------------------------------------------
 
-    def policies(self, vhost):
-        return self.get(f"policies/{segment(vhost)}")
+    def policies(self, vhost: str) -> list[JSON]:
+        return cast(list[JSON], self.get(f"policies/{segment(vhost)}"))
 
-    def delete_queue_when(self, vhost, name, if_empty=False, if_unused=False):
+    def delete_queue_when(
+        self, vhost: str, name: str, if_empty: bool = False, if_unused: bool = False
+    ) -> None:
         """Delete a queue only while it is empty and/or has no consumers."""
-        params = {}
+        params: dict[str, str | int] = {}
         if if_empty:
             params["if-empty"] = "true"
         if if_unused:
             params["if-unused"] = "true"
         self.delete(f"queues/{segment(vhost)}/{segment(name)}", params=params or None)
 
-    def delete_exchange_when(self, vhost, name, if_unused=False):
+    def delete_exchange_when(self, vhost: str, name: str, if_unused: bool = False) -> None:
         """Delete an exchange, optionally only while nothing is bound from it."""
         params = {"if-unused": "true"} if if_unused else None
         self.delete(f"exchanges/{segment(vhost)}/{segment(name)}", params=params)
 
-    def purge(self, vhost, name):
+    def purge(self, vhost: str, name: str) -> None:
         """Empty a queue. The broker answers 406 to this call when asked for JSON,
         so it goes out accepting anything."""
         self._send(
             "DELETE", f"queues/{segment(vhost)}/{segment(name)}/contents", headers={"Accept": "*/*"}
         )
 
-    def close_connection_because(self, name, reason):
+    def close_connection_because(self, name: str, reason: str) -> None:
         """Close a client connection; the client is told `reason` (X-Reason header)."""
         self._send("DELETE", f"connections/{segment(name)}", headers={"X-Reason": reason[:200]})
 
     # --- clusters (rabbit.cluster) ------------------------------------------
 
-    def for_url(self, base_url):
+    def for_url(self, base_url: str) -> "ManagementClient":
         """The same credentials and timeout against another URL: another node's listener."""
         return ManagementClient(base_url, *self._credentials)
 
-    def overview_columns(self, columns):
+    def overview_columns(self, columns: Sequence[str]) -> JSON:
         """Only these keys of /api/overview (node, listeners: cheap on a big cluster)."""
-        return self.get("overview", params={"columns": ",".join(columns)})
+        return cast(JSON, self.get("overview", params={"columns": ",".join(columns)}))
 
-    def nodes_columns(self, columns):
-        return self.get("nodes", params={"columns": ",".join(columns)})
+    def nodes_columns(self, columns: Sequence[str]) -> list[JSON]:
+        return cast(list[JSON], self.get("nodes", params={"columns": ",".join(columns)}))
 
 
-def _as_page(items):
+def _as_page(items: list[JSON] | None) -> Page:
     items = items or []
     return Page(
         items=items,
