@@ -7,18 +7,84 @@ pages make the same dicts from database rows for their first render, so one
 template partial renders a row whichever way it came.
 """
 
+from collections.abc import Mapping, Set
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict
 
 import orjson
 
 from tracer.masking import MASK, mask_body, mask_properties, masked_names
 from tracer.times import to_us
 
+if TYPE_CHECKING:
+    from tracer.models import Flow, Message
+    from tracer.store.pairing import Flow as PairingFlow
+    from tracer.store.storage import CapturedEvent
+
 PREVIEW_SOURCE_BYTES = 2048
 PREVIEW_CHARS = 160
 
+# What flow_event takes: a pairing flow, a stored one, or a dict of its columns.
+FlowSource: TypeAlias = "PairingFlow | Flow | Mapping[str, Any]"
+# What message_event takes: a captured event, a stored message, or a dict of its columns.
+MessageSource: TypeAlias = "CapturedEvent | Message | Mapping[str, Any]"
 
-def _us(value):
+
+class FlowEvent(TypedDict):
+    """A flow as a live page is told about it."""
+
+    kind: Literal["flow"]
+    id: int
+    broker: str
+    vhost: str
+    service: str
+    correlation_id: str
+    reply_to: str
+    pairing: str
+    status: str
+    late: bool
+    backlog: bool
+    started_us: int | None
+    requested_us: int | None
+    replied_us: int | None
+    latency_ms: float | None
+    queue_wait_ms: float | None
+    service_ms: float | None
+    end_to_end_ms: float | None
+    replies: int
+    redeliveries: int
+    stamp_us: int | None
+
+
+class MessageEvent(TypedDict):
+    """A captured or stored message as a live page is told about it."""
+
+    kind: Literal["message"]
+    id: int
+    broker: str
+    vhost: str
+    event: str
+    exchange: str
+    routing_key: str
+    routing_keys: list[str]
+    routed_queues: list[str] | None
+    queue: str
+    correlation_id: str
+    reply_to: str
+    content_type: str
+    type: str
+    traceparent: str
+    body_size: int
+    preview: str
+    redelivered: bool
+    flow_id: int | None
+    backlog: bool
+    connection: str
+    captured_us: int | None
+    stamp_us: int | None
+
+
+def _us(value: int | float | datetime | None) -> int | None:
     if value is None or isinstance(value, int):
         return value
     if isinstance(value, datetime):
@@ -26,21 +92,21 @@ def _us(value):
     return int(value)
 
 
-def field_of(obj, name, default=None):
+def field_of(obj: object, name: str, default: Any = None) -> Any:
     """A field of a dict, a model instance or a dataclass alike."""
     if isinstance(obj, dict):
         return obj.get(name, default)
     return getattr(obj, name, default)
 
 
-def _masked_text(name, value, names):
+def _masked_text(name: str, value: str, names: Set[str]) -> str:
     return MASK if value and name in names else value
 
 
 FLOW_TIMES = ("started_at", "requested_at", "request_delivered_at", "replied_at")
 
 
-def flow_event(flow, broker, names=None):
+def flow_event(flow: FlowSource, broker: str, names: frozenset[str] | None = None) -> FlowEvent:
     """A flow (pairing.Flow, a tracer.models.Flow or a dict of its columns) as a live event."""
     names = masked_names() if names is None else names
     times = {name: _us(field_of(flow, name)) for name in (*FLOW_TIMES, "reply_delivered_at")}
@@ -73,7 +139,7 @@ def flow_event(flow, broker, names=None):
     }
 
 
-def body_preview(body, names=None):
+def body_preview(body: bytes | memoryview | None, names: frozenset[str] | None = None) -> str:
     """The start of a body as one line of text, masked; "" for none, a note for binary."""
     if not body:
         return ""
@@ -89,7 +155,7 @@ def body_preview(body, names=None):
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def _json_value(value):
+def _json_value(value: object) -> Any:
     if isinstance(value, str | bytes):
         try:
             return orjson.loads(value)
@@ -98,7 +164,9 @@ def _json_value(value):
     return value
 
 
-def message_event(message, broker, names=None):
+def message_event(
+    message: MessageSource, broker: str, names: frozenset[str] | None = None
+) -> MessageEvent:
     """A captured event (decoding.Captured) or a stored Message as a live event."""
     names = masked_names() if names is None else names
     properties = _json_value(

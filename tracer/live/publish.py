@@ -24,13 +24,26 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Required, TypeAlias, TypedDict, TypeVar
 
 from django.db import connection as db_connection
 
-from tracer.live.events import field_of, flow_event, message_event
+from tracer.live.events import (
+    FlowEvent,
+    FlowSource,
+    MessageEvent,
+    MessageSource,
+    field_of,
+    flow_event,
+    message_event,
+)
 from tracer.masking import masked_names
 from tracer.models import Flow
 from tracer.times import from_us, now_us
+
+if TYPE_CHECKING:
+    from tracer.store.storage import BatchResult, CapturedEvent
 
 log = logging.getLogger("tracer.live")
 
@@ -47,11 +60,46 @@ UNWATCHED_CACHE_S = 0.25
 FLOWS = "flows"
 MESSAGES = "messages"
 
+# A channel layer (channels ships no type information).
+ChannelLayer: TypeAlias = Any
+
+_Item = TypeVar("_Item")
+_Event = TypeVar("_Event")
+
+
+class Counters(TypedDict):
+    """The publisher's counters (LivePublisher.counters)."""
+
+    published: int
+    sent: int
+    dropped: int
+    frames: int
+    send_errors: int
+    unwatched: int
+
+
+class PublisherStats(Counters):
+    """What stats() tells, and a heartbeat carries as "tap"."""
+
+    pending: int
+    redis_ok: bool | None
+
+
+class Frame(TypedDict, total=False):
+    """What goes to a stream's group: live.flows, live.messages or live.tick."""
+
+    type: Required[str]
+    events: list[FlowEvent] | list[MessageEvent]
+    gone: list[int]  # ids of deleted flows (live.flows)
+    sent_us: int
+    handed_us: int | None  # when the tap handed in the frame's last batch
+    tap: PublisherStats  # live.tick
+
 
 # --- groups ---------------------------------------------------------------------------
 
 
-def installation_key():
+def installation_key() -> str:
     """Eight hex digits naming this installation's database.
 
     Consoles and taps that share a database share live events; another Warren
@@ -62,14 +110,14 @@ def installation_key():
     return hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
 
 
-def group_name(stream):
+def group_name(stream: str) -> str:
     return f"warren-live-{stream}.{installation_key()}"
 
 
 # --- the publisher ---------------------------------------------------------------------
 
 
-def _default_layer():
+def _default_layer() -> ChannelLayer:
     from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
     # A layer of its own: its Redis connections belong to the publisher's loop.
@@ -85,22 +133,22 @@ class LivePublisher:
 
     def __init__(
         self,
-        broker=None,
-        layer_factory=None,
-        min_interval_s=MIN_INTERVAL_S,
-        tick_s=TICK_S,
-        send_timeout_s=SEND_TIMEOUT_S,
-        max_pending=MAX_PENDING,
-    ):
+        broker: str | None = None,
+        layer_factory: Callable[[], ChannelLayer] | None = None,
+        min_interval_s: float = MIN_INTERVAL_S,
+        tick_s: float = TICK_S,
+        send_timeout_s: float = SEND_TIMEOUT_S,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
         if broker is None:
             from rabbit.brokers import default_broker
 
             broker = default_broker().slug
-        self.broker = broker
+        self.broker: str = broker
         # Makes the channel layer; a new one after a failed send, whose
         # connections may be half dead.
         self._layer_factory = layer_factory or _default_layer
-        self._layer = None
+        self._layer: ChannelLayer = None
         self.min_interval_s = min_interval_s
         self.tick_s = tick_s
         self.send_timeout_s = send_timeout_s
@@ -109,17 +157,17 @@ class LivePublisher:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._messages = deque()
-        self._flows = {}
-        self._gone = set()
-        self._thread = None
-        self._handed_us = None  # when the tap last handed in a batch
-        self._watchers = {}  # stream -> (valid until, watched?)
+        self._messages: deque[MessageSource] = deque()
+        self._flows: dict[int, FlowSource] = {}
+        self._gone: set[int] = set()
+        self._thread: threading.Thread | None = None
+        self._handed_us: int | None = None  # when the tap last handed in a batch
+        self._watchers: dict[str, tuple[float, bool]] = {}  # stream -> (valid until, watched?)
         self._failures = 0
         self._retry_at = 0.0
         self._last_sent = 0.0
         self._last_tick = 0.0
-        self.counters = {
+        self.counters: Counters = {
             "published": 0,  # events handed in by the tap
             "sent": 0,  # events that reached Redis
             "dropped": 0,  # events lost: Redis away or the buffer full
@@ -127,11 +175,16 @@ class LivePublisher:
             "send_errors": 0,
             "unwatched": 0,  # events no page was watching, so never sent
         }
-        self.redis_ok = None  # unknown until the first send
+        self.redis_ok: bool | None = None  # unknown until the first send
 
     # --- called by the tap -----------------------------------------------------------
 
-    def publish_batch(self, stored_events=(), changed_flows=(), deleted_flow_ids=()):
+    def publish_batch(
+        self,
+        stored_events: Iterable[MessageSource] = (),
+        changed_flows: Iterable[FlowSource] = (),
+        deleted_flow_ids: Iterable[int] = (),
+    ) -> None:
         """Queue the events of a committed batch. Cheap; never raises."""
         try:
             with self._lock:
@@ -154,18 +207,20 @@ class LivePublisher:
         except Exception:  # noqa: BLE001 - live events are a courtesy; storage is what counts
             log.exception("live: could not queue a batch")
 
-    def publish_flows(self, changed_flows):
+    def publish_flows(self, changed_flows: Iterable[FlowSource]) -> None:
         """Flows changed outside a batch (a timeout sweep)."""
         self.publish_batch((), changed_flows)
 
-    def stats(self):
+    def stats(self) -> PublisherStats:
         with self._lock:
-            stats = dict(self.counters)
-            stats["pending"] = len(self._messages) + len(self._flows)
-            stats["redis_ok"] = self.redis_ok
+            stats: PublisherStats = {
+                **self.counters,
+                "pending": len(self._messages) + len(self._flows),
+                "redis_ok": self.redis_ok,
+            }
         return stats
 
-    def close(self, timeout=2.0):
+    def close(self, timeout: float = 2.0) -> None:
         """Send what is buffered (within `timeout`) and stop the thread."""
         self._stopping.set()
         self._wake.set()
@@ -174,11 +229,11 @@ class LivePublisher:
 
     # --- the sending thread ---------------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         """Start the sending thread (and its heartbeat) if it is not running."""
         self._start()
 
-    def _start(self):
+    def _start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
         with self._lock:
@@ -188,7 +243,7 @@ class LivePublisher:
             self._thread = threading.Thread(target=self._run, name="live-publisher", daemon=True)
             self._thread.start()
 
-    def _run(self):
+    def _run(self) -> None:
         loop = asyncio.new_event_loop()
         try:
             while True:
@@ -208,7 +263,7 @@ class LivePublisher:
             self._close_layer(loop)
             loop.close()
 
-    def _close_layer(self, loop):
+    def _close_layer(self, loop: asyncio.AbstractEventLoop) -> None:
         layer = self._layer
         if layer is None:
             return
@@ -218,11 +273,11 @@ class LivePublisher:
         with contextlib.suppress(Exception):
             loop.run_until_complete(asyncio.wait_for(layer.close_pools(), timeout=0.5))
 
-    def _has_pending(self):
+    def _has_pending(self) -> bool:
         with self._lock:
             return bool(self._messages or self._flows or self._gone)
 
-    def _take(self):
+    def _take(self) -> tuple[list[MessageSource], list[FlowSource], list[int]]:
         with self._lock:
             messages, self._messages = self._messages, deque()
             flows, self._flows = self._flows, {}
@@ -230,7 +285,12 @@ class LivePublisher:
             self._frame_handed_us = self._handed_us
         return list(messages), list(flows.values()), sorted(gone)
 
-    def _convert(self, make, items, names):
+    def _convert(
+        self,
+        make: Callable[[_Item, str, frozenset[str]], _Event],
+        items: Iterable[_Item],
+        names: frozenset[str],
+    ) -> list[_Event]:
         """Live events of `items`; one that cannot be converted is dropped and counted."""
         events = []
         for item in items:
@@ -241,7 +301,7 @@ class LivePublisher:
                 log.warning("live: an event could not be sent", exc_info=True)
         return events
 
-    def _watched(self, loop, stream):
+    def _watched(self, loop: asyncio.AbstractEventLoop, stream: str) -> bool:
         """Whether any page watches `stream`: nobody watching, nothing is converted or sent.
 
         Asked of the channel layer's group in Redis (a member count), remembered
@@ -259,7 +319,7 @@ class LivePublisher:
         self._watchers[stream] = (now + keep, watched)
         return watched
 
-    async def _members(self, group):
+    async def _members(self, group: str) -> bool:
         if self._layer is None:
             self._layer = self._layer_factory()
         layer = self._layer
@@ -268,32 +328,39 @@ class LivePublisher:
             redis = layer.connection(layer.consistent_hash(group))
         except AttributeError:
             return True
-        return await redis.zcount(key, int(time.time()) - layer.group_expiry, "+inf") > 0
+        members: int = await redis.zcount(key, int(time.time()) - layer.group_expiry, "+inf")
+        return members > 0
 
-    def _frames(self, messages, flows, gone):
+    def _frames(
+        self, messages: list[MessageSource], flows: list[FlowSource], gone: list[int]
+    ) -> list[tuple[str, Frame]]:
         names = masked_names()
         sent_us = now_us()
-        frames = []
+        frames: list[tuple[str, Frame]] = []
         if flows or gone:
-            events = self._convert(flow_event, flows, names)
+            flow_events = self._convert(flow_event, flows, names)
             frames.append(
-                (self._groups[FLOWS], {"type": "live.flows", "events": events, "gone": gone})
+                (self._groups[FLOWS], {"type": "live.flows", "events": flow_events, "gone": gone})
             )
         for start in range(0, len(messages), MAX_FRAME_EVENTS):
-            events = self._convert(message_event, messages[start : start + MAX_FRAME_EVENTS], names)
-            if events:
-                frames.append((self._groups[MESSAGES], {"type": "live.messages", "events": events}))
+            message_events = self._convert(
+                message_event, messages[start : start + MAX_FRAME_EVENTS], names
+            )
+            if message_events:
+                frames.append(
+                    (self._groups[MESSAGES], {"type": "live.messages", "events": message_events})
+                )
         for _, frame in frames:
             frame["sent_us"] = sent_us
             # When the tap handed in the frame's last batch: where its delay came from.
             frame["handed_us"] = self._frame_handed_us
         return frames
 
-    def _send_pending(self, loop):
+    def _send_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         now = time.monotonic()
         messages, flows, gone = self._take()
         count = len(messages) + len(flows)
-        frames = []
+        frames: list[tuple[str, Frame]] = []
         if count or gone:
             if now < self._retry_at:
                 self._drop(count)
@@ -319,7 +386,7 @@ class LivePublisher:
                 return
         if now - self._last_tick >= self.tick_s and now >= self._retry_at:
             self._last_tick = now
-            tick = {"type": "live.tick", "sent_us": now_us(), "tap": self.stats()}
+            tick: Frame = {"type": "live.tick", "sent_us": now_us(), "tap": self.stats()}
             frames += [(group, tick) for group in self._groups.values()]
         if not frames:
             return
@@ -341,21 +408,21 @@ class LivePublisher:
             self.redis_ok = True
         self._failures = 0
 
-    async def _send_all(self, frames):
+    async def _send_all(self, frames: list[tuple[str, Frame]]) -> None:
         if self._layer is None:
             self._layer = self._layer_factory()
         for group, frame in frames:
             await self._layer.group_send(group, frame)
 
-    def _unwatched(self, count):
+    def _unwatched(self, count: int) -> None:
         with self._lock:
             self.counters["unwatched"] += count
 
-    def _drop(self, count):
+    def _drop(self, count: int) -> None:
         with self._lock:
             self.counters["dropped"] += count
 
-    def _failed(self, error, count):
+    def _failed(self, error: Exception, count: int) -> None:
         self._drop(count)
         # With the error count, under one lock: stats() never shows an error
         # counted while Redis still looks reachable.
@@ -370,11 +437,11 @@ class LivePublisher:
             log.warning("live: cannot reach Redis (%s); dropping live events", error or "timeout")
 
 
-_publisher = None
+_publisher: LivePublisher | None = None
 _publisher_lock = threading.Lock()
 
 
-def publisher():
+def publisher() -> LivePublisher:
     """The process's publisher (the tap's)."""
     global _publisher
     with _publisher_lock:
@@ -383,7 +450,7 @@ def publisher():
         return _publisher
 
 
-def publish_batch(result, events):
+def publish_batch(result: "BatchResult", events: Iterable["CapturedEvent"]) -> None:
     """What the tap calls after each committed batch: its storage.BatchResult and events.
 
     Only events stored by this batch go out (a recognised duplicate has no id
@@ -400,7 +467,7 @@ def publish_batch(result, events):
         log.exception("live: could not publish a batch")
 
 
-def publish_sweep(swept, timeout_s, now=None):
+def publish_sweep(swept: int, timeout_s: float, now: int | None = None) -> None:
     """After a timeout sweep turned `swept` flows into timeouts: send those flows.
 
     The sweep tells only how many; the flows it just swept are those requested
