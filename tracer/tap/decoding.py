@@ -20,6 +20,8 @@ import datetime
 import decimal
 import hashlib
 import operator
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias, TypedDict, TypeVar, Unpack
 
 import orjson
 
@@ -30,6 +32,78 @@ REPLAY_HEADER = "x-warren-replay-of"
 _TWO_32 = 1 << 32
 _YEAR_S = 366 * 86400
 _MAX_DEPTH = 64
+
+_T = TypeVar("_T")
+
+# What json_safe() gives: JSON all through, every key a string.
+JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | Mapping[str, JSONValue]"
+# A header table as rabbit/raw.py decodes it (a key not UTF-8 stays bytes), or
+# as parsed JSON gives it (the management API: tracer/tap/rescue.py).
+Headers: TypeAlias = Mapping[str | bytes, object] | Mapping[str, object]
+# What a message body may arrive as.
+Body: TypeAlias = bytes | bytearray | memoryview
+
+
+class CapturedFields(TypedDict, total=False):
+    """Captured's attributes by name, for Captured(**fields)."""
+
+    id: int | None
+    event: str
+    captured_us: int
+    vhost: str
+    node: str
+    exchange: str
+    routing_key: str
+    routing_keys_json: str
+    routed_queues_json: str | None
+    queue: str
+    properties_json: str
+    correlation_id: str
+    reply_to: str
+    body: bytes
+    body_size: int
+    body_truncated: bool
+    redelivered: bool
+    user: str
+    connection: str
+    channel: int | None
+    backlog: bool
+    replay_of: int | None
+    fingerprint: int
+    dedupe_key: int
+    tap_redelivered: bool
+    flow_id: int | None
+
+
+# Captured's slot values in __slots__ order (pickling).
+CapturedValues: TypeAlias = tuple[
+    int | None,  # id
+    str,  # event
+    int,  # captured_us
+    str,  # vhost
+    str,  # node
+    str,  # exchange
+    str,  # routing_key
+    str,  # routing_keys_json
+    str | None,  # routed_queues_json
+    str,  # queue
+    str,  # properties_json
+    str,  # correlation_id
+    str,  # reply_to
+    bytes,  # body
+    int,  # body_size
+    bool,  # body_truncated
+    bool,  # redelivered
+    str,  # user
+    str,  # connection
+    int | None,  # channel
+    bool,  # backlog
+    int | None,  # replay_of
+    int,  # fingerprint
+    int,  # dedupe_key
+    bool,  # tap_redelivered
+    int | None,  # flow_id
+]
 
 
 class Captured:
@@ -64,7 +138,36 @@ class Captured:
         "flow_id",
     )
 
-    def __init__(self, **fields):
+    # Annotations only (no class attributes beside the slots). The message id
+    # and flow id come from storage; backlog and tap_redelivered from the tap.
+    id: int | None
+    event: str  # "publish" or "deliver"
+    captured_us: int
+    vhost: str
+    node: str
+    exchange: str
+    routing_key: str
+    routing_keys_json: str
+    routed_queues_json: str | None  # None for a deliver
+    queue: str
+    properties_json: str
+    correlation_id: str
+    reply_to: str
+    body: bytes
+    body_size: int
+    body_truncated: bool
+    redelivered: bool
+    user: str
+    connection: str
+    channel: int | None
+    backlog: bool
+    replay_of: int | None
+    fingerprint: int
+    dedupe_key: int
+    tap_redelivered: bool
+    flow_id: int | None
+
+    def __init__(self, **fields: Unpack[CapturedFields]) -> None:
         self.id = None
         self.flow_id = None
         self.backlog = False
@@ -72,23 +175,23 @@ class Captured:
         for name, value in fields.items():
             setattr(self, name, value)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[CapturedValues], "Captured"], tuple[CapturedValues]]:
         # Compact pickling: the tap's feeder process sends events through a pipe.
         return (captured_from_values, (_values_of(self),))
 
     @property
-    def reply_key(self):
+    def reply_key(self) -> str:
         """The reply queue this event may concern: reply_to, else where it goes."""
         if self.reply_to:
             return self.reply_to
         return self.routing_key if self.event == "publish" else self.queue
 
 
-_SLOTS = Captured.__slots__
-_values_of = operator.attrgetter(*_SLOTS)
+_SLOTS: tuple[str, ...] = Captured.__slots__
+_values_of: Callable[[Captured], CapturedValues] = operator.attrgetter(*_SLOTS)
 
 
-def captured_from_values(values):
+def captured_from_values(values: CapturedValues) -> Captured:
     """A Captured from its slot values (unpickling, tens of thousands a second)."""
     event = Captured.__new__(Captured)
     (event.id, event.event, event.captured_us, event.vhost, event.node, event.exchange,
@@ -100,7 +203,7 @@ def captured_from_values(values):
     return event
 
 
-def text(value, limit=None):
+def text(value: object, limit: int | None = None) -> str:
     """A column-safe string from whatever a header holds."""
     if value is None:
         return ""
@@ -113,7 +216,7 @@ def text(value, limit=None):
     return value[:limit] if limit else value
 
 
-def _default(value):
+def _default(value: object) -> dict[str, str]:
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, decimal.Decimal):
@@ -123,7 +226,7 @@ def _default(value):
     return {"$repr": repr(value)[:500]}
 
 
-def json_safe(value, depth=0):
+def json_safe(value: object, depth: int = 0) -> JSONValue:
     """The slow, total conversion: every key a string, every leaf JSON."""
     if depth > _MAX_DEPTH:
         return {"$repr": "nested too deep"}
@@ -142,7 +245,7 @@ def json_safe(value, depth=0):
     return _default(value)
 
 
-def dumps(value):
+def dumps(value: object) -> bytes:
     """JSON bytes of an AMQP value: orjson directly, the total conversion when needed."""
     try:
         data = orjson.dumps(value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
@@ -153,8 +256,10 @@ def dumps(value):
     return data
 
 
-def restore_amqp_value(value):
-    """Undo the JSON encoding above: the values pika should send again."""
+def restore_amqp_value(value: object) -> Any:
+    """Undo the JSON encoding above: the values pika should send again.
+
+    Whatever shape the JSON had (a properties dict, a header value): Any."""
     if isinstance(value, dict):
         if len(value) == 1:
             (key, item), *_ = value.items()
@@ -170,7 +275,7 @@ def restore_amqp_value(value):
     return value
 
 
-def recover_timestamp(value, arrival_us):
+def recover_timestamp(value: _T, arrival_us: int) -> _T | int:
     """The `timestamp` property as the client sent it.
 
     The firehose carries it as a 32-bit signed integer: seconds survive (as an
@@ -192,7 +297,7 @@ def recover_timestamp(value, arrival_us):
     return unsigned + turns * _TWO_32
 
 
-def _hash64(*parts):
+def _hash64(*parts: bytes) -> int:
     digest = hashlib.blake2b(digest_size=8)
     for part in parts:
         digest.update(part)
@@ -200,10 +305,10 @@ def _hash64(*parts):
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
-def _replay_of(headers):
+def _replay_of(headers: object) -> int | None:
     if not isinstance(headers, dict):
         return None
-    value = headers.get(REPLAY_HEADER)
+    value: Any = headers.get(REPLAY_HEADER)  # a header: whatever the client sent
     if isinstance(value, bytes):
         value = value.decode("ascii", "ignore")
     try:
@@ -213,7 +318,7 @@ def _replay_of(headers):
     return number if 0 < number < (1 << 63) else None
 
 
-def _string_list(value):
+def _string_list(value: object) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple):
@@ -222,8 +327,14 @@ def _string_list(value):
 
 
 def decode(
-    routing_key, headers, body, arrival_us, body_limit, tap_redelivered=False, header_bytes=None
-):
+    routing_key: str | bytes,
+    headers: Headers | None,
+    body: Body | None,
+    arrival_us: int,
+    body_limit: int,
+    tap_redelivered: bool = False,
+    header_bytes: bytes | None = None,
+) -> Captured:
     """One trace message (routing key, headers table, body) as a Captured event.
 
     `header_bytes`: the encoded header table as it came off the wire, when the
@@ -238,14 +349,23 @@ def decode(
         return _undecodable(routing_key, headers, body, arrival_us, body_limit, error)
 
 
-def _text(value):
+def _text(value: Any) -> str:
     """text() with a fast path for the common case: a string without NUL."""
     if value.__class__ is str and "\x00" not in value:
-        return value
+        # mypy narrows on type(value) and isinstance(), not on __class__, the fastest.
+        return value  # type: ignore[no-any-return]
     return text(value)
 
 
-def _decode(routing_key, headers, body, arrival_us, body_limit, tap_redelivered, header_bytes):
+def _decode(
+    routing_key: str | bytes,
+    headers: Headers | None,
+    body: Body | None,
+    arrival_us: int,
+    body_limit: int,
+    tap_redelivered: bool,
+    header_bytes: bytes | None,
+) -> Captured:
     routing_key = _text(routing_key)
     headers = headers if isinstance(headers, dict) else {}
     body = bytes(body or b"")
@@ -307,7 +427,14 @@ def _decode(routing_key, headers, body, arrival_us, body_limit, tap_redelivered,
     return captured
 
 
-def _undecodable(routing_key, headers, body, arrival_us, body_limit, error):
+def _undecodable(
+    routing_key: str | bytes,
+    headers: Headers | None,
+    body: Body | None,
+    arrival_us: int,
+    body_limit: int,
+    error: Exception,
+) -> Captured:
     body = bytes(body or b"") if isinstance(body, bytes | bytearray | memoryview) else b""
     note = orjson.dumps({"$decode_error": f"{type(error).__name__}: {error}"[:500]})
     key = text(routing_key, 300)

@@ -18,35 +18,70 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from multiprocessing.connection import Connection
+from typing import Any, Final, Literal, TypeAlias, TypedDict
 
-from rabbit.raw import AMQPRawError, TraceConsumer
-from tracer.tap.decoding import decode
+from rabbit.field_tables import AMQPRawError
+from rabbit.raw import Delivery, TraceConsumer
+from tracer.tap.decoding import Captured, decode
 from tracer.times import now_us
 
 # Parent -> feeder
-CONFIG = "config"  # first message: where to read (credentials never on the command line)
-ACK = "ack"
-CANCEL = "cancel"
-CLOSE = "close"
+CONFIG: Final = "config"  # first message: where to read (credentials never on the command line)
+ACK: Final = "ack"
+CANCEL: Final = "cancel"
+CLOSE: Final = "close"
 # Feeder -> parent
-READY = "ready"
-EVENTS = "events"
-CANCELLED = "cancelled"
-LOST = "lost"
+READY: Final = "ready"
+EVENTS: Final = "events"
+CANCELLED: Final = "cancelled"
+LOST: Final = "lost"
+
+
+class FeederConfig(TypedDict):
+    """The CONFIG message's settings: run()'s keyword arguments."""
+
+    url: str
+    vhost: str
+    name: str
+    queue: str
+    prefetch: int
+    body_limit: int
+
+
+# (delivery tag, event); tag 0: an event rescued through the management API, no delivery.
+Pair: TypeAlias = tuple[int, Captured]
+# What each side sends, kind first.
+ToFeeder: TypeAlias = (
+    tuple[Literal["config"], FeederConfig]
+    | tuple[Literal["ack"], int]  # everything up to this delivery tag
+    | tuple[Literal["cancel"]]
+    | tuple[Literal["close"]]
+)
+FromFeeder: TypeAlias = (
+    tuple[Literal["ready"]]
+    | tuple[Literal["events"], list[Pair]]
+    | tuple[Literal["cancelled"]]
+    | tuple[Literal["lost"], str, int]  # why, how many deliveries were left unacked
+)
+# A message as it comes off the pipe (unpickled): read by its kind, its fields as it says.
+Received: TypeAlias = tuple[Any, ...]
+# The feeder's end of the pipe.
+FeederEnd: TypeAlias = "Connection[FromFeeder, Received]"  # generic to mypy only
 
 CHUNK = 1000  # most events per message on the pipe
 FLUSH_S = 0.005  # longest an event waits in the feeder for others to travel with
 IDLE_WAIT_S = 0.05
 
 
-def main():
+def main() -> None:
     """`python -m tracer.tap.feed FD`: FD is the tap's end of a socket pair."""
     # The tap decides when its feeder stops (after its last acks): Ctrl-C or a
     # SIGTERM sent to the whole process group must not end this process first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    conn = Connection(int(sys.argv[1]))
+    conn: FeederEnd = Connection(int(sys.argv[1]))
     try:
         kind, config = conn.recv()
     except (EOFError, OSError):
@@ -55,7 +90,9 @@ def main():
         run(conn, **config)
 
 
-def run(conn, url, vhost, name, queue, prefetch, body_limit):
+def run(
+    conn: FeederEnd, url: str, vhost: str, name: str, queue: str, prefetch: int, body_limit: int
+) -> None:
     """The feeder's main loop (the target of a spawned process)."""
     consumer = None
     tags = Tags()
@@ -80,16 +117,19 @@ class Tags:
 
     __slots__ = ("delivered", "acked")
 
-    def __init__(self):
+    delivered: int
+    acked: int
+
+    def __init__(self) -> None:
         self.delivered = 0
         self.acked = 0
 
     @property
-    def unacked(self):
+    def unacked(self) -> int:
         return max(0, self.delivered - self.acked)
 
 
-def _loop(conn, consumer, body_limit, tags):
+def _loop(conn: FeederEnd, consumer: TraceConsumer, body_limit: int, tags: Tags) -> None:
     sock = consumer.fileno()
     pipe = conn.fileno()
     cancelling = False
@@ -135,7 +175,7 @@ def _loop(conn, consumer, body_limit, tags):
             consumer.cancel_ok = False
 
 
-def _decoded(deliveries, arrival_us, body_limit):
+def _decoded(deliveries: Iterable[Delivery], arrival_us: int, body_limit: int) -> list[Pair]:
     """(delivery tag, Captured) for each delivery, stamped when its bytes were read."""
     return [
         (

@@ -21,17 +21,20 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Self, TypeAlias, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.db.backends.signals import connection_created
+from django.db.backends.utils import CursorWrapper
 
 from rabbit.brokers import default_broker
-from rabbit.management import BrokerError
+from rabbit.management import BrokerError, ManagementClient
 from tracer.live import publish as live
 from tracer.models import TapGap, TapSession
 from tracer.store import sql, storage
-from tracer.tap.reader import Control, VhostReader
+from tracer.tap.decoding import Captured
+from tracer.tap.reader import Chunk, Control, VhostReader
 from tracer.times import from_us, now_us
 
 log = logging.getLogger("tracer.tap")
@@ -50,9 +53,28 @@ STOP_DEADLINE_S = 10.0  # retrying a batch the database refuses, once asked to s
 STOP_GRACE_S = 20.0
 
 
+class TapOverrides(TypedDict, total=False):
+    """TapConfig.from_settings()'s keywords: None keeps the setting or default."""
+
+    vhosts: list[str] | None
+    amqp_url: str | None
+    queue: str | None
+    max_length: int | None
+    body_limit: int | None
+    timeout_s: float | None
+    batch_size: int | None
+    batch_ms: float | None
+    prefetch: int | None
+    crash_after_batches: int | None
+
+
+# What the writer takes from its inbox: a reader's news, or a chunk of its events.
+InboxItem: TypeAlias = "Control | Chunk"
+
+
 @dataclass
 class TapConfig:
-    vhosts: list
+    vhosts: list[str]
     amqp_url: str
     queue: str
     max_length: int
@@ -67,8 +89,8 @@ class TapConfig:
     crash_after_batches: int = 0  # fault injection for tests: exit before acking
 
     @classmethod
-    def from_settings(cls, **overrides):
-        values = {
+    def from_settings(cls, **overrides: Unpack[TapOverrides]) -> Self:
+        values: dict[str, Any] = {
             "vhosts": list(settings.WARREN_TRACE_VHOSTS),
             "amqp_url": default_broker().amqp_url(),
             "queue": settings.WARREN_TAP_QUEUE,
@@ -85,45 +107,56 @@ class BatchRecord:
 
     __slots__ = ("first_id", "last_id", "acked_at")
 
-    def __init__(self, first_id, last_id):
+    first_id: int
+    last_id: int
+    acked_at: float | None  # time.monotonic()
+
+    def __init__(self, first_id: int, last_id: int) -> None:
         self.first_id = first_id
         self.last_id = last_id
         self.acked_at = None
 
 
 class Tap:
-    def __init__(self, config):
+    def __init__(self, config: TapConfig) -> None:
         self.config = config
         self.pid = os.getpid()
-        self.inbox = queue.SimpleQueue()  # Control, or (reader, generation, [(tag, event)])
-        self._carry = None  # events collected beyond a batch, first in the next
+        # Control, or (reader, generation, [(tag, event)])
+        self.inbox: queue.SimpleQueue[InboxItem] = queue.SimpleQueue()
+        self._carry: Chunk | None = None  # events collected beyond a batch, first in the next
         self.stopping = threading.Event()
         self.finished = threading.Event()
-        self.readers = {}
-        self.session_id = None
+        self.readers: dict[str, VhostReader] = {}
+        self.session_id: int | None = None
         self.batches_done = 0
-        self.counters = {"received": 0, "stored": 0, "duplicates": 0, "backlog": 0, "dropped": 0}
+        self.counters: dict[str, int] = {
+            "received": 0,
+            "stored": 0,
+            "duplicates": 0,
+            "backlog": 0,
+            "dropped": 0,
+        }
         self.lag_ms = 0.0
-        self.last_event_us = None
-        self.problems = {}
-        self._records = deque()
-        self._management = None
+        self.last_event_us: int | None = None
+        self.problems: dict[str, str] = {}  # what keeps the tap from working, by topic
+        self._records: deque[BatchRecord] = deque()
+        self._management: ManagementClient | None = None
         self._next_scan = 0.0
-        self._previous_alive = {}
-        self._batch_records = []
-        self.shared_vhosts = set()
+        self._previous_alive: dict[str, tuple[int, str]] = {}  # vhost -> (since µs, reason)
+        self._batch_records: list[BatchRecord] = []
+        self.shared_vhosts: set[str] = set()
 
-    def management(self):
+    def management(self) -> ManagementClient:
         if self._management is None:
             self._management = default_broker().client()
         return self._management
 
-    def stop(self, *_):
+    def stop(self, *_: object) -> None:
         self.stopping.set()
 
     # --- main loop -------------------------------------------------------------
 
-    def run(self):
+    def run(self) -> None:
         # Every connection this process opens writes like the tap: a bigger page cache.
         connection_created.connect(sql.tune_writer_connection)
         if connection.connection is not None:
@@ -141,7 +174,7 @@ class Tap:
             self.stopping.set()
             self._finish(reason)
 
-    def _loop(self):
+    def _loop(self) -> None:
         next_tick = time.monotonic() + TICK_S
         while True:
             items = self._collect()
@@ -154,12 +187,12 @@ class Tap:
             if self.stopping.is_set() and self._readers_quiet() and quiet:
                 return
 
-    def _readers_quiet(self):
+    def _readers_quiet(self) -> bool:
         return all(reader.cancelled.is_set() for reader in self.readers.values())
 
-    def _collect(self):
+    def _collect(self) -> list[InboxItem]:
         """Controls and event chunks for one batch: up to batch_size events or batch_ms."""
-        items = []
+        items: list[InboxItem] = []
         count = 0
         if self._carry is not None:
             items, count, self._carry = [self._carry], len(self._carry[2]), None
@@ -188,15 +221,18 @@ class Tap:
                 count += len(item[2])
         if count > limit:
             # The last chunk overshoots: its rest opens the next batch.
-            reader, generation, pairs = items[-1]
+            last = items[-1]
+            assert not isinstance(last, Control)  # only a chunk adds to the count
+            reader, generation, pairs = last
             keep = len(pairs) - (count - limit)
             items[-1] = (reader, generation, pairs[:keep])
             self._carry = (reader, generation, pairs[keep:])
         return items
 
-    def _handle(self, items):
-        events = []
-        highest = {}  # (reader, generation) -> highest delivery tag in this batch
+    def _handle(self, items: list[InboxItem]) -> None:
+        events: list[Captured] = []
+        # (reader, generation) -> highest delivery tag in this batch
+        highest: dict[tuple[VhostReader, int | None], int] = {}
         for item in items:
             if isinstance(item, Control):
                 self._control(item)
@@ -207,7 +243,7 @@ class Tap:
             events.extend([event for _, event in pairs])
             key = (reader, generation)
             if generation is None:
-                highest[key] = None  # rescued through the management API: nothing to ack
+                highest[key] = 0  # rescued through the management API: nothing to ack
             else:
                 highest[key] = max(highest.get(key, 0), pairs[-1][0])
         if not events:
@@ -222,10 +258,12 @@ class Tap:
         self._ack(highest, self._batch_records)
         live.publish_batch(result, events)
 
-    def _ack(self, highest, records):
+    def _ack(
+        self, highest: dict[tuple[VhostReader, int | None], int], records: list[BatchRecord]
+    ) -> None:
         pending = [len(highest)]
 
-        def one_acked():
+        def one_acked() -> None:
             pending[0] -= 1
             if pending[0] <= 0:
                 for record in records:
@@ -236,9 +274,9 @@ class Tap:
 
     # --- storing ---------------------------------------------------------------
 
-    def _store(self, events):
+    def _store(self, events: list[Captured]) -> storage.BatchResult:
         delay = 0.2
-        deadline = None
+        deadline: float | None = None
         while True:
             try:
                 result = storage.store_batch(
@@ -261,7 +299,7 @@ class Tap:
                 log.warning("a batch failed (%s); storing its events one by one", error)
                 return self._store_one_by_one(events)
 
-    def _store_one_by_one(self, events):
+    def _store_one_by_one(self, events: list[Captured]) -> storage.BatchResult:
         total = storage.BatchResult()
         for event in events:
             try:
@@ -290,18 +328,18 @@ class Tap:
             total.last_id = result.last_id or total.last_id
         return total
 
-    def _session_update(self, cursor, result):
+    def _session_update(self, cursor: CursorWrapper, result: storage.BatchResult) -> None:
         for name in ("received", "stored", "duplicates", "backlog"):
             self.counters[name] += getattr(result, name)
         if result.last_event_us:
             self.last_event_us = max(self.last_event_us or 0, result.last_event_us)
-        if result.first_id is not None:
+        if result.first_id is not None and result.last_id is not None:  # both, or neither
             record = BatchRecord(result.first_id, result.last_id)
             self._records.append(record)
             self._batch_records.append(record)
         self._write_session()
 
-    def _unacked_ranges(self):
+    def _unacked_ranges(self) -> list[list[int]]:
         now = time.monotonic()
         while self._records and self._records[0].acked_at is not None:
             if now - self._records[0].acked_at < ACK_GRACE_S:
@@ -309,8 +347,8 @@ class Tap:
             self._records.popleft()
         return [[record.first_id, record.last_id] for record in self._records]
 
-    def _write_session(self, **extra):
-        fields = dict(self.counters)
+    def _write_session(self, **extra: object) -> None:
+        fields: dict[str, object] = dict(self.counters)
         fields.update(
             heartbeat_at=from_us(now_us()),
             queue_depth=sum(reader.depth for reader in self.readers.values()),
@@ -322,16 +360,17 @@ class Tap:
             unacked_ranges=self._unacked_ranges(),
         )
         fields.update(extra)
+        assert self.session_id is not None  # _start_session comes first
         TapSession.objects.filter(id=self.session_id).update(**fields)
 
-    def _problem_list(self):
+    def _problem_list(self) -> list[str]:
         problems = list(self.problems.values())
         problems += [reader.problem for reader in self.readers.values() if reader.problem]
         return problems
 
     # --- once a second -----------------------------------------------------------
 
-    def _tick(self):
+    def _tick(self) -> None:
         try:
             swept = storage.sweep_timeouts(timeout_s=self.config.timeout_s)
             live.publish_sweep(swept, self.config.timeout_s)
@@ -343,7 +382,7 @@ class Tap:
         if not self.stopping.is_set():
             self._sync_readers()
 
-    def _sync_readers(self):
+    def _sync_readers(self) -> None:
         wanted = set(self.config.vhosts)
         if ALL_VHOSTS in wanted:
             if time.monotonic() < self._next_scan:
@@ -366,7 +405,7 @@ class Tap:
 
     # --- gaps ----------------------------------------------------------------------
 
-    def _control(self, control):
+    def _control(self, control: Control) -> None:
         vhost = control.reader.vhost
         self.counters["dropped"] += control.dropped
         if control.kind == "connected":
@@ -382,9 +421,10 @@ class Tap:
         elif control.kind == "dropped":
             self._overflow(vhost, control)
         elif control.kind == "tracing_off":
+            assert control.since_us is not None  # tracing_off: since tracing was last seen on
             self._gap(vhost, control.since_us, control.at_us, 0, control.reason)
 
-    def _gap(self, vhost, since_us, until_us, dropped, reason):
+    def _gap(self, vhost: str, since_us: int, until_us: int, dropped: int, reason: str) -> None:
         gap = TapGap.objects.create(
             vhost=vhost,
             started_at=from_us(since_us),
@@ -394,7 +434,7 @@ class Tap:
         )
         log.warning("gap recorded: %s", gap)
 
-    def _overflow(self, vhost, control):
+    def _overflow(self, vhost: str, control: Control) -> None:
         """Drops while running: one gap per burst of overflow, extended while it lasts."""
         recent = from_us(control.at_us - int(OVERFLOW_MERGE_S * 1_000_000))
         gap = (
@@ -413,11 +453,11 @@ class Tap:
 
     # --- session -----------------------------------------------------------------
 
-    def _start_session(self):
+    def _start_session(self) -> None:
         now = now_us()
         alive_since = from_us(now - int(ALIVE_S * 1_000_000))
         others = list(TapSession.objects.order_by("-heartbeat_at")[:200])
-        running = set()
+        running: set[str] = set()
         for other in others:
             if other.ended_at is None and other.heartbeat_at >= alive_since:
                 running.update(other.vhosts or ())
@@ -440,7 +480,7 @@ class Tap:
         self.session_id = session.id
         log.info("tap started (session %s) for vhosts %s", session.id, self.config.vhosts)
 
-    def _finish(self, reason):
+    def _finish(self, reason: str) -> None:
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and any(r.acked_at is None for r in self._records):
             time.sleep(0.02)
@@ -462,7 +502,7 @@ class Tap:
         )
 
 
-def _strip(event, error):
+def _strip(event: Captured, error: Exception) -> None:
     """Keep the event's place in history without what the database refused."""
     event.properties_json = '{"$unstorable": "properties refused by the database"}'
     event.body = b""

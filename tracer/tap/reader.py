@@ -30,15 +30,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, Unpack
 
 from rabbit import amqp, cluster
-from rabbit import raw as amqp_raw
+from rabbit.field_tables import AMQPRawError
 from rabbit.management import BrokerError
 from tracer.tap import feed as tap_feed
 from tracer.tap import rescue
+from tracer.tap.decoding import Captured
 from tracer.times import now_us
+
+if TYPE_CHECKING:
+    from tracer.tap.process import Tap, TapConfig
 
 log = logging.getLogger("tracer.tap")
 
@@ -54,8 +60,10 @@ FEEDER_STOP_S = 3.0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def declare_tap_queue(channel, queue_name, max_length):
-    """The bounded tap queue bound to the trace exchange, and its drop counter."""
+def declare_tap_queue(channel: Any, queue_name: str, max_length: int) -> Any:
+    """The bounded tap queue bound to the trace exchange, and its drop counter.
+
+    `channel`: a pika channel (rabbit.amqp); returns its Queue.DeclareOk frame."""
     drops_exchange = f"{queue_name}.drops"
     dropped_queue = f"{queue_name}.dropped"
     channel.exchange_declare(drops_exchange, "fanout", durable=True)
@@ -78,16 +86,26 @@ def declare_tap_queue(channel, queue_name, max_length):
     return declared
 
 
-class ConnectionLost(amqp_raw.AMQPRawError):
+class ConnectionLost(AMQPRawError):
     """The feeder's connection ended, leaving `unacked` deliveries to come back first."""
 
-    def __init__(self, reason, unacked=0):
+    def __init__(self, reason: str, unacked: int = 0) -> None:
         super().__init__(reason)
         self.unacked = unacked
 
     @property
-    def broker_failed_to_deliver(self):
+    def broker_failed_to_deliver(self) -> bool:
         return "541" in str(self)
+
+
+ControlKind: TypeAlias = Literal["connected", "dropped", "tracing_off"]
+
+
+class ControlFields(TypedDict, total=False):
+    since_us: int | None  # connected: when the connection was lost; tracing_off: seen on
+    dropped: int
+    depth: int
+    reason: str
 
 
 class Control:
@@ -95,7 +113,17 @@ class Control:
 
     __slots__ = ("kind", "reader", "at_us", "since_us", "dropped", "depth", "reason")
 
-    def __init__(self, kind, reader, **fields):
+    kind: ControlKind
+    reader: "VhostReader"
+    at_us: int
+    since_us: int | None
+    dropped: int
+    depth: int
+    reason: str
+
+    def __init__(
+        self, kind: ControlKind, reader: "VhostReader", **fields: Unpack[ControlFields]
+    ) -> None:
         self.kind = kind
         self.reader = reader
         self.at_us = now_us()
@@ -105,8 +133,15 @@ class Control:
         self.reason = fields.get("reason", "")
 
 
+# A reader's events for the writer: (reader, connection generation, pairs); the
+# generation is None for an event rescued through the management API.
+Chunk: TypeAlias = "tuple[VhostReader, int | None, list[tap_feed.Pair]]"
+# The tap's end of a feeder's pipe.
+TapEnd: TypeAlias = "Connection[tap_feed.ToFeeder, tap_feed.Received]"  # generic to mypy only
+
+
 class VhostReader(threading.Thread):
-    def __init__(self, tap, vhost):
+    def __init__(self, tap: "Tap", vhost: str) -> None:
         super().__init__(name=f"tap-reader {vhost}", daemon=True)
         self.tap = tap
         self.vhost = vhost
@@ -120,21 +155,21 @@ class VhostReader(threading.Thread):
         self.problem = ""
         self.retire = threading.Event()  # the vhost went away, or the tap stops
         self.cancelled = threading.Event()  # no more deliveries will come
-        self._connection = None
-        self._channel = None
-        self._feeder = None
+        self._connection: Any = None  # pika's (rabbit.amqp), None while not connected
+        self._channel: Any = None  # pika's, on that connection
+        self._feeder: Feeder | None = None
         self._backlog_left = 0
-        self._down_since = None
+        self._down_since: int | None = None
         self._tracing_checked = 0.0
-        self._tracing_seen_on = None
-        self._careful_prefetch = None  # after a 541: ask for the unacked ones only
+        self._tracing_seen_on: int | None = None
+        self._careful_prefetch: int | None = None  # after a 541: ask for the unacked ones only
         self._careful_passed = False  # ...and they went by without another 541
         self._rescue_committed = threading.Event()
         self.rescued = 0
 
     # --- thread ------------------------------------------------------------
 
-    def run(self):
+    def run(self) -> None:
         attempt = 0
         while not self._done():
             try:
@@ -144,7 +179,7 @@ class VhostReader(threading.Thread):
                     self._careful_prefetch, self._careful_passed = None, False
                     self._close()
                     continue  # at once, with the full prefetch
-            except (amqp.AMQPError, amqp_raw.AMQPRawError, OSError, BrokerError) as error:
+            except (amqp.AMQPError, AMQPRawError, OSError, BrokerError) as error:
                 self._lost(error)
                 if isinstance(error, ConnectionLost) and error.broker_failed_to_deliver:
                     self._unjam(error.unacked)
@@ -159,10 +194,10 @@ class VhostReader(threading.Thread):
         self.cancelled.set()
         self._close()
 
-    def _done(self):
+    def _done(self) -> bool:
         return self.tap.stopping.is_set() or self.retire.is_set()
 
-    def _lost(self, error):
+    def _lost(self, error: Exception) -> None:
         message = str(error) or type(error).__name__
         self.problem = f"vhost {self.vhost!r}: {message}"
         if self.connected or self._down_since is None:
@@ -171,7 +206,7 @@ class VhostReader(threading.Thread):
         self.connected = False
         self._close()
 
-    def _close(self):
+    def _close(self) -> None:
         feeder, self._feeder = self._feeder, None
         if feeder is not None:
             feeder.close()
@@ -182,7 +217,7 @@ class VhostReader(threading.Thread):
 
     # --- one connection ------------------------------------------------------
 
-    def _session(self):
+    def _session(self) -> None:
         config = self.tap.config
         name = f"warren-tap {socket.gethostname()}:{self.tap.pid}"
         self._connection = amqp.blocking_connection(config.amqp_url, vhost=self.vhost, name=name)
@@ -205,13 +240,15 @@ class VhostReader(threading.Thread):
         )
         self._consume()
 
-    def _consume(self):
+    def _consume(self) -> None:
+        feeder = self._feeder
+        assert feeder is not None  # started by _session; only _close, on this thread, ends it
         next_check = time.monotonic() + CHECK_EVERY_S
         consuming = True
         cancelled_at = None
         while True:
             if consuming and self._done():
-                self._feeder.send((tap_feed.CANCEL,))
+                feeder.send((tap_feed.CANCEL,))
                 consuming = False
                 cancelled_at = time.monotonic()
             waited = time.monotonic() - cancelled_at if cancelled_at is not None else 0.0
@@ -222,18 +259,21 @@ class VhostReader(threading.Thread):
             if self._careful_passed:
                 return
             # Retired (its vhost is gone): stay a moment for the last acks, then go.
-            retired = cancelled_at is not None and not self.tap.stopping.is_set()
-            if retired and time.monotonic() - cancelled_at > RETIRE_GRACE_S:
+            if (
+                cancelled_at is not None
+                and not self.tap.stopping.is_set()
+                and time.monotonic() - cancelled_at > RETIRE_GRACE_S
+            ):
                 return
-            self._pump(0.05)
+            self._pump(feeder, 0.05)
             self._connection.process_data_events(time_limit=0)
             if consuming and time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_EVERY_S
                 self._check()
 
-    def _pump(self, timeout):
+    def _pump(self, feeder: "Feeder", timeout: float) -> None:
         """Events from the feeder process into the writer's inbox, in order."""
-        conn = self._feeder.conn
+        conn = feeder.conn
         pipe = [conn.fileno()]
         try:
             # select() on the pipe itself: Connection.poll() builds a selector per
@@ -246,7 +286,7 @@ class VhostReader(threading.Thread):
                 message = conn.recv()
                 kind = message[0]
                 if kind == tap_feed.EVENTS:
-                    pairs = message[1]
+                    pairs: list[tap_feed.Pair] = message[1]
                     if self._backlog_left > 0:
                         for _, event in pairs[: self._backlog_left]:
                             event.backlog = True
@@ -257,9 +297,9 @@ class VhostReader(threading.Thread):
                 elif kind == tap_feed.LOST:
                     raise ConnectionLost(*message[1:])
         except (EOFError, OSError) as error:
-            raise amqp_raw.AMQPRawError(f"the tap's feeder process ended: {error}") from None
+            raise AMQPRawError(f"the tap's feeder process ended: {error}") from None
 
-    def _check(self):
+    def _check(self) -> None:
         self.depth = self._channel.queue_declare(self.queue_name, passive=True).method.message_count
         dropped = self._purge_dropped()
         if dropped:
@@ -267,7 +307,7 @@ class VhostReader(threading.Thread):
         if not self._done():  # stopping: no management API calls to wait for
             self._ensure_tracing()
 
-    def _unjam(self, unacked):
+    def _unjam(self, unacked: int) -> None:
         """After a 541: store and remove the head of the tap queue if it cannot be delivered."""
         try:
             taken = rescue.rescue_head(
@@ -279,7 +319,7 @@ class VhostReader(threading.Thread):
                 now_us,
             )
         except Exception as error:  # noqa: BLE001 - the reader thread must live on: retried next time
-            if not isinstance(error, BrokerError | amqp_raw.AMQPRawError):
+            if not isinstance(error, BrokerError | AMQPRawError):
                 log.exception("vhost %r: taking an undeliverable trace message failed", self.vhost)
             self.problem = f"vhost {self.vhost!r}: cannot take an undeliverable message: {error}"
             return
@@ -295,20 +335,20 @@ class VhostReader(threading.Thread):
             # The message the broker choked on waits behind the unacked deliveries.
             self._careful_prefetch = max(1, unacked)
 
-    def _store_rescued(self, event):
+    def _store_rescued(self, event: Captured) -> None:
         """Hand one event to the writer and wait for its commit."""
         self._rescue_committed.clear()
-        self.tap.inbox.put((self, None, [(None, event)]))
+        self.tap.inbox.put((self, None, [(0, event)]))  # no delivery tag: generation None
         while not self._rescue_committed.wait(0.5):
             if self.tap.stopping.is_set():
-                raise amqp_raw.AMQPRawError("the tap stopped before storing a rescued event")
+                raise AMQPRawError("the tap stopped before storing a rescued event")
 
-    def _purge_dropped(self):
-        count = self._channel.queue_purge(self.dropped_queue).method.message_count
+    def _purge_dropped(self) -> int:
+        count: int = self._channel.queue_purge(self.dropped_queue).method.message_count
         self.dropped_total += count
         return count
 
-    def _ensure_tracing(self, force=False):
+    def _ensure_tracing(self, force: bool = False) -> None:
         """Tracing is switched off by a broker restart (or by someone): switch it on."""
         if not force and time.monotonic() - self._tracing_checked < TRACING_CHECK_EVERY_S:
             return
@@ -333,7 +373,7 @@ class VhostReader(threading.Thread):
 
     # --- called from the writer thread -----------------------------------------
 
-    def ack(self, generation, tag, on_done):
+    def ack(self, generation: int | None, tag: int, on_done: Callable[[], None]) -> None:
         """Ack everything up to `tag` (after the commit), through the feeder.
 
         Generation None: a rescued event (not a delivery) is committed."""
@@ -357,7 +397,9 @@ class Feeder:
     to read from its first message, so no credential shows on a command line.
     """
 
-    def __init__(self, config, vhost, name, queue_name, prefetch):
+    def __init__(
+        self, config: "TapConfig", vhost: str, name: str, queue_name: str, prefetch: int
+    ) -> None:
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
@@ -368,40 +410,36 @@ class Feeder:
             )
         finally:
             theirs.close()
-        self.conn = Connection(ours.detach())
+        self.conn: TapEnd = Connection(ours.detach())
         self._lock = threading.Lock()
-        self.send(
-            (
-                tap_feed.CONFIG,
-                {
-                    "url": config.amqp_url,
-                    "vhost": vhost,
-                    "name": name,
-                    "queue": queue_name,
-                    "prefetch": prefetch,
-                    "body_limit": config.body_limit,
-                },
-            )
-        )
+        settings: tap_feed.FeederConfig = {
+            "url": config.amqp_url,
+            "vhost": vhost,
+            "name": name,
+            "queue": queue_name,
+            "prefetch": prefetch,
+            "body_limit": config.body_limit,
+        }
+        self.send((tap_feed.CONFIG, settings))
         try:
             if not self.conn.poll(FEEDER_START_S):
-                raise amqp_raw.AMQPRawError("the tap's feeder process did not start in time")
+                raise AMQPRawError("the tap's feeder process did not start in time")
             answer = self.conn.recv()
         except (EOFError, OSError) as error:
             self.close()
-            raise amqp_raw.AMQPRawError(f"the tap's feeder process ended: {error}") from None
-        except amqp_raw.AMQPRawError:
+            raise AMQPRawError(f"the tap's feeder process ended: {error}") from None
+        except AMQPRawError:
             self.close()
             raise
         if answer[0] != tap_feed.READY:
             self.close()
-            raise amqp_raw.AMQPRawError(answer[1] if len(answer) > 1 else "feeder failed")
+            raise AMQPRawError(answer[1] if len(answer) > 1 else "feeder failed")
 
-    def send(self, message):
+    def send(self, message: tap_feed.ToFeeder) -> None:
         with self._lock, contextlib.suppress(OSError, ValueError):
             self.conn.send(message)
 
-    def close(self):
+    def close(self) -> None:
         self.send((tap_feed.CLOSE,))
         try:
             self.process.wait(FEEDER_STOP_S)

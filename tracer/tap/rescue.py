@@ -17,20 +17,32 @@ time is when it was taken, not when the broker traced it.
 
 import base64
 import binascii
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias, overload
 
+from rabbit.management import ManagementClient
 from tracer.tap import decoding
+from tracer.tap.decoding import Captured
 
 SHORTSTR_MAX = 255
 NOT_UTF8 = "Not UTF-8, base64 is: "
 _MAX_DEPTH = 64
 
 
-def undeliverable(message):
+# A message as the management API's "get messages" gives it (parsed JSON).
+ApiMessage: TypeAlias = Mapping[str, Any]
+
+
+def undeliverable(message: ApiMessage) -> bool:
     """A management API message whose routing key AMQP cannot carry."""
     return len(str(message.get("routing_key", "")).encode()) > SHORTSTR_MAX
 
 
-def _restored(value, depth=0):
+@overload
+def _restored(value: dict[str, Any], depth: int = 0) -> dict[str, Any]: ...
+@overload
+def _restored(value: object, depth: int = 0) -> object: ...
+def _restored(value: object, depth: int = 0) -> object:
     if isinstance(value, str) and value.startswith(NOT_UTF8):
         try:
             return base64.b64decode(value[len(NOT_UTF8) :], validate=True)
@@ -45,7 +57,7 @@ def _restored(value, depth=0):
     return value
 
 
-def captured(message, arrival_us, body_limit):
+def captured(message: ApiMessage, arrival_us: int, body_limit: int) -> Captured:
     """A management API message (payload in base64) as a Captured event."""
     properties = message.get("properties")
     headers = properties.get("headers") if isinstance(properties, dict) else None
@@ -65,11 +77,18 @@ def captured(message, arrival_us, body_limit):
     return event
 
 
-def _same(one, other):
+def _same(one: ApiMessage, other: ApiMessage) -> bool:
     return all(one.get(key) == other.get(key) for key in ("routing_key", "payload", "properties"))
 
 
-def rescue_head(client, vhost, queue, body_limit, store, clock):
+def rescue_head(
+    client: ManagementClient,
+    vhost: str,
+    queue: str,
+    body_limit: int,
+    store: Callable[[Captured], None],
+    clock: Callable[[], int],
+) -> int:
     """Store and remove the head of `queue` if the broker cannot deliver it.
 
     `store(event)` returns once the event is committed; `clock()` gives the

@@ -7,8 +7,9 @@ and exits. Vhosts, queue and limits come from the settings; options override.
 import faulthandler
 import logging
 import signal
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tracer.tap.process import STOP_GRACE_S, Tap, TapConfig
 
@@ -16,7 +17,7 @@ from tracer.tap.process import STOP_GRACE_S, Tap, TapConfig
 class Command(BaseCommand):
     help = "Consume the firehose of the traced vhosts: store events, pair RPC flows."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--vhost",
             action="append",
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--rpc-timeout", type=float, dest="timeout_s")
         parser.add_argument("--crash-after-batches", type=int, help="(tests) exit before an ack")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("tracer").setLevel(logging.INFO)
         for name in ("batch_size", "prefetch"):
             if options[name] is not None and options[name] < 1:
@@ -44,7 +45,7 @@ class Command(BaseCommand):
         )
         tap = Tap(config)
 
-        def stop(*_):
+        def stop(*_: object) -> None:
             if not tap.stopping.is_set():
                 faulthandler.dump_traceback_later(STOP_GRACE_S, exit=True)
             tap.stop()
