@@ -9,8 +9,13 @@ Publishing here is confirmed and `mandatory`, so the caller learns whether the
 broker took the message and routed it anywhere.
 """
 
+from collections.abc import Mapping
+from typing import Final, Literal, TypeAlias, TypedDict, Unpack
+
 import pika
 import pika.exceptions
+
+from rabbit.field_tables import FieldValue
 
 AMQPError = pika.exceptions.AMQPError
 AMQPConnectionError = pika.exceptions.AMQPConnectionError
@@ -20,7 +25,20 @@ NackError = pika.exceptions.NackError
 ChannelClosedByBroker = pika.exceptions.ChannelClosedByBroker
 
 
-def connection_parameters(url, vhost=None, name=None, heartbeat=30, blocked_timeout=30):
+class ConnectionOptions(TypedDict, total=False):
+    """What blocking_connection passes on to connection_parameters."""
+
+    heartbeat: int
+    blocked_timeout: float
+
+
+def connection_parameters(
+    url: str,
+    vhost: str | None = None,
+    name: str | None = None,
+    heartbeat: int = 30,
+    blocked_timeout: float = 30,
+) -> pika.URLParameters:
     """pika parameters for an amqp:// URL, optionally for another vhost.
 
     `name` becomes the broker-side connection name, which the firehose reports
@@ -38,17 +56,41 @@ def connection_parameters(url, vhost=None, name=None, heartbeat=30, blocked_time
     return params
 
 
-def blocking_connection(url, vhost=None, name=None, **options):
+def blocking_connection(
+    url: str,
+    vhost: str | None = None,
+    name: str | None = None,
+    **options: Unpack[ConnectionOptions],
+) -> pika.BlockingConnection:
     return pika.BlockingConnection(connection_parameters(url, vhost=vhost, name=name, **options))
 
 
-def properties(**fields):
+class BasicPropertyFields(TypedDict, total=False):
+    """The keyword arguments of properties(): AMQP's basic properties, None when unset."""
+
+    content_type: str | None
+    content_encoding: str | None
+    headers: Mapping[str, FieldValue] | None
+    delivery_mode: int | None
+    priority: int | None
+    correlation_id: str | None
+    reply_to: str | None
+    expiration: str | None
+    message_id: str | None
+    timestamp: int | None
+    type: str | None
+    user_id: str | None
+    app_id: str | None
+    cluster_id: str | None
+
+
+def properties(**fields: Unpack[BasicPropertyFields]) -> pika.BasicProperties:
     """Basic properties (content_type, correlation_id, reply_to, headers, ...)."""
     return pika.BasicProperties(**fields)
 
 
 # The basic properties pika accepts, as the firehose names them.
-BASIC_PROPERTY_NAMES = (
+BASIC_PROPERTY_NAMES: tuple[str, ...] = (
     "content_type",
     "content_encoding",
     "headers",
@@ -65,15 +107,23 @@ BASIC_PROPERTY_NAMES = (
     "cluster_id",
 )
 
-CONFIRMED = "confirmed"  # the broker routed the message and confirmed it
-RETURNED = "returned"  # mandatory and no queue took it (basic.return)
-NACKED = "nacked"  # the broker refused it (basic.nack)
-REFUSED = "refused"  # the broker closed the channel over it (no such exchange, access)
+PublishOutcome: TypeAlias = Literal["confirmed", "returned", "nacked", "refused"]
+CONFIRMED: Final = "confirmed"  # the broker routed the message and confirmed it
+RETURNED: Final = "returned"  # mandatory and no queue took it (basic.return)
+NACKED: Final = "nacked"  # the broker refused it (basic.nack)
+REFUSED: Final = "refused"  # the broker closed the channel over it (no such exchange, access)
 
 
 def publish_confirmed(
-    url, vhost, exchange, routing_key, body, props=None, mandatory=True, name="warren-console"
-):
+    url: str,
+    vhost: str,
+    exchange: str,
+    routing_key: str,
+    body: bytes | str,
+    props: pika.BasicProperties | None = None,
+    mandatory: bool = True,
+    name: str = "warren-console",
+) -> tuple[PublishOutcome, str]:
     """Publish one message and wait for the broker's confirm.
 
     Returns ("confirmed", "") when routed and confirmed, ("returned", reason)

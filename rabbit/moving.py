@@ -5,6 +5,11 @@ its original is acked, so a message is never lost on the way; at worst it
 is in both queues.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
+from pika.adapters.blocking_connection import BlockingChannel
+
 from rabbit.amqp import (
     ChannelClosedByBroker,
     NackError,
@@ -17,7 +22,7 @@ class ConsoleMoveError(ValueError):
     """A move that cannot start (same queue, nowhere to send, unknown queue)."""
 
 
-def death_destination(headers, how):
+def death_destination(headers: Mapping[str, Any] | None, how: str) -> tuple[str, str] | None:
     """Where a dead-lettered message came from, from its newest x-death entry.
 
     how="queue": ("", the queue it died in) — back to exactly that queue;
@@ -37,28 +42,34 @@ def death_destination(headers, how):
     return _text(newest["exchange"]), _text(keys[0])
 
 
-def _text(value):
+def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class MoveResult:
     """How a move went: counts, where messages went, and why it stopped early."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.available = 0
         self.moved = 0
         self.stopped = ""
-        self.destinations = {}
+        self.destinations: dict[tuple[str, str], int] = {}  # (exchange, routing key): moved
 
-    def count(self, exchange, routing_key):
+    def count(self, exchange: str, routing_key: str) -> None:
         key = (exchange, routing_key)
         self.destinations[key] = self.destinations.get(key, 0) + 1
         self.moved += 1
 
 
 def move_messages(
-    url, vhost, source_queue, target_queue=None, x_death=None, limit=None, name="warren-move"
-):
+    url: str,
+    vhost: str,
+    source_queue: str,
+    target_queue: str | None = None,
+    x_death: str | None = None,
+    limit: int | None = None,
+    name: str = "warren-move",
+) -> MoveResult:
     """Move messages from source_queue without losing one.
 
     Either to target_queue (through the default exchange) or, with
@@ -96,7 +107,14 @@ def move_messages(
     return result
 
 
-def _move_loop(channel, source_queue, target_queue, x_death, budget, result):
+def _move_loop(
+    channel: BlockingChannel,
+    source_queue: str,
+    target_queue: str | None,
+    x_death: str | None,
+    budget: int,
+    result: MoveResult,
+) -> None:
     while result.moved < budget:
         method, props, body = channel.basic_get(source_queue, auto_ack=False)
         if method is None:
@@ -104,6 +122,7 @@ def _move_loop(channel, source_queue, target_queue, x_death, budget, result):
         if target_queue is not None:
             exchange, routing_key = "", target_queue
         else:
+            assert x_death is not None  # move_messages refuses a move without a target or x-death
             destination = death_destination(props.headers, x_death)
             if destination is None or destination == ("", source_queue):
                 channel.basic_nack(method.delivery_tag, requeue=True)
