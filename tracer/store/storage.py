@@ -174,6 +174,28 @@ class BatchResult:
     flows: list[pairing.Flow] = field(default_factory=list)  # written by this batch
     deleted_flow_ids: set[int] = field(default_factory=set)
 
+    def merge(self, later: "BatchResult") -> None:
+        """Add the result of a batch stored after this one: the two as if one batch.
+
+        Every field is merged here; a field added above needs its line below."""
+        self.received += later.received
+        self.stored += later.stored
+        self.duplicates += later.duplicates
+        self.backlog += later.backlog
+        if self.first_id is None:
+            self.first_id = later.first_id
+        if later.last_id is not None:
+            self.last_id = later.last_id
+        if later.last_event_us is not None and (
+            self.last_event_us is None or later.last_event_us > self.last_event_us
+        ):
+            self.last_event_us = later.last_event_us
+        # Each flow once, in its last state; one deleted and then written again is back.
+        rewritten = {flow.id for flow in later.flows}
+        superseded = rewritten | later.deleted_flow_ids
+        self.flows = [flow for flow in self.flows if flow.id not in superseded] + later.flows
+        self.deleted_flow_ids = (self.deleted_flow_ids - rewritten) | later.deleted_flow_ids
+
 
 # --- ids ------------------------------------------------------------------------
 

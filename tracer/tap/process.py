@@ -320,12 +320,7 @@ class Tap:
                 except (DatabaseError, ValueError, TypeError, OverflowError):
                     log.exception("event dropped: it cannot be stored even stripped")
                     continue
-            total.received += result.received
-            total.stored += result.stored
-            total.duplicates += result.duplicates
-            total.flows.extend(result.flows)
-            total.first_id = total.first_id or result.first_id
-            total.last_id = result.last_id or total.last_id
+            total.merge(result)
         return total
 
     def _session_update(self, cursor: CursorWrapper, result: storage.BatchResult) -> None:
