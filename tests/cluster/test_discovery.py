@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from console import env
 from rabbit import cluster
 from rabbit.management import BrokerNotFound, segment
 from tests.conftest import unique_name
@@ -46,15 +47,15 @@ def test_it_keeps_one_management_listener_per_node_preferring_the_configured_sch
 
 
 def test_it_reads_node_urls_strictly():
-    parsed = cluster.parse_node_urls(
+    parsed = env.parse_node_urls(
         " rabbit@a = http://10.0.0.1:15672/ ,rabbit@b=https://[fd00::2]:15671/x/"
     )
     assert parsed == {
         "rabbit@a": "http://10.0.0.1:15672/",
         "rabbit@b": "https://[fd00::2]:15671/x/",
     }
-    assert cluster.parse_node_urls("") == {}
-    assert cluster.env_node_urls(environ={}) == {}
+    assert env.parse_node_urls("") == {}
+    assert env.env_node_urls(environ={}) == {}
     for bad, words in [
         ("rabbit@a", "node=url pairs"),
         ("rabbit-a=http://a:15672/", "node=url pairs"),
@@ -66,7 +67,7 @@ def test_it_reads_node_urls_strictly():
         ("rabbit@a=http://a:1/,rabbit@a=http://b:1/", "given twice"),
     ]:
         with pytest.raises(ImproperlyConfigured, match="WARREN_MANAGEMENT_NODE_URLS") as error:
-            cluster.env_node_urls(environ={"WARREN_MANAGEMENT_NODE_URLS": bad})
+            env.env_node_urls(environ={"WARREN_MANAGEMENT_NODE_URLS": bad})
         assert words in str(error.value), bad
 
 
