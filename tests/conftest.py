@@ -1,12 +1,41 @@
 """Fixtures shared by every test: users of each role and scratch vhosts on the real broker."""
 
+import os
 import uuid
 
 import pytest
 from django.contrib.auth.models import Group, User
+from hypothesis import settings as hypothesis_settings
 
 from rabbit.brokers import default_broker
 from tests.sick_management import sick_broker  # noqa: F401 - a fixture for every test
+
+# Property and fuzz tests (Hypothesis). By hand they explore anew on every run and
+# replay what failed before from .hypothesis/. In CI (CI=true) they are
+# derandomized: the same inputs on every run, so a red run is red again and a
+# green one is not luck. An input that ever failed stays as an @example on its
+# test. HYPOTHESIS_PROFILE=ci picks CI's profile by hand.
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, deadline=None, database=None, print_blob=True
+)
+# Hypothesis's own defaults (random, with its example database), whatever the
+# environment: Hypothesis itself would derandomize when it sees CI set.
+hypothesis_settings.register_profile(
+    "dev", parent=hypothesis_settings.get_profile("default"), deadline=None
+)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def hypothesis_profile() -> str:
+    """The profile this run uses: HYPOTHESIS_PROFILE if given, else "ci" in CI, else "dev"."""
+    return os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _in_ci() else "dev")
+
+
+hypothesis_settings.load_profile(hypothesis_profile())
+
 
 # Tests that restart a broker, start their own cluster, or assert on timing run
 # alone after the parallel run (`make test` runs `-m serial` without workers):

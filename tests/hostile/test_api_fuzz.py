@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from console.models import ApiToken
@@ -54,7 +54,11 @@ TRICKY = [
     "9" * 40,
     "2024-13-45T99:99:99Z",
     "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00.000001Z",
+    "0001-01-01",
+    "0001-01-01T00:00:00+01:00",
     "9999-12-31T23:59:59.999999+14:00",
+    "9999-12-31T23:59:59.999999-14:00",
     "15m",
     "99999999999999d",
     "1e6d",
@@ -155,6 +159,21 @@ def _body(operation, known_ids):
     )
 
 
+# Queries that once answered 500, tried first on every run: {path: [query, ...]}.
+FAILED_BEFORE = {
+    # The statistics' default day before an 'until' in year 1 (PostgreSQL and SQLite).
+    "/api/flows/stats": [
+        [("until", "0001-01-01T00:00:00Z")],
+        [("until", "0001-01-01T00:00:00.000001Z")],
+        [("until", "0001-01-01")],
+        [("since", "9999-12-31T23:59:59.999999-14:00")],
+    ],
+    # A time past the year 9999 once in UTC (SQLite).
+    "/api/messages": [[("until", "9999-12-31T23:59:59.999999-14:00")]],
+    "/api/flows": [[("since", "9999-12-31T23:59:59.999999-14:00")]],
+}
+
+
 # --- the test ------------------------------------------------------------------------
 
 
@@ -219,4 +238,7 @@ def test_it_answers_fuzzed_input_with_a_4xx_in_words_never_a_5xx(
             data = response.json()
             assert isinstance(data.get("error"), str) and data["error"], (url, data)
 
+    for failed in FAILED_BEFORE.get(path, []):
+        if param is None or param["name"] in {name for name, _ in failed}:
+            fuzz = example(path=path, query=failed, body=None)(fuzz)
     fuzz()
