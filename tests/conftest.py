@@ -2,6 +2,8 @@
 
 import os
 import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -9,6 +11,9 @@ from hypothesis import settings as hypothesis_settings
 
 from rabbit.brokers import default_broker
 from tests.sick_management import sick_broker  # noqa: F401 - a fixture for every test
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 # Property and fuzz tests (Hypothesis). By hand they explore anew on every run and
 # replay what failed before from .hypothesis/. In CI (CI=true) they are
@@ -149,18 +154,31 @@ CHROMIUM_ARGS = [
 ARTIFACTS = __import__("pathlib").Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's Chromium driven by Playwright; never a downloaded browser."""
-    import os
+@pytest.fixture(scope="module")
+def async_unsafe_allowed() -> Iterator[None]:
+    """Django's ORM allowed in a thread where an asyncio event loop is running.
 
+    Playwright's sync API keeps its event loop running in the test thread from
+    its start to its stop, and Django refuses database calls from such a thread
+    (SynchronousOnlyOperation) although they are synchronous here and safe. Set
+    for as long as the browser below is up, one test module, then restored.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="module")
+def browser(async_unsafe_allowed: None) -> Iterator["Browser"]:
+    """Debian's Chromium driven by Playwright; never a downloaded browser.
+
+    One a test module: when the module is done Playwright stops, and the tests
+    after it run without an event loop in their thread.
+    """
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs the Debian package chromium.")
-    # Playwright's sync API runs an event loop in this thread; Django's ORM in
-    # the same thread is still synchronous and safe here.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium

@@ -20,7 +20,7 @@ def run_async(scenario, timeout=60.0):
     """Run the coroutine function `scenario` to its end on a thread of its own.
 
     The browser tests' Playwright keeps an event loop running in the main
-    thread for the whole session, where async_to_sync cannot start another.
+    thread while their module runs, where async_to_sync cannot start another.
     Each scenario gets fresh channel layers: a layer's locks belong to the
     event loop that first used them, and every scenario runs in a new one.
     """
