@@ -19,7 +19,8 @@ from django.db import connection
 from tests.tracer.tapping import TapProcess, client, wait_for
 from tracer.models import Message, TapGap
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# Serial: pages are timed against the lock, alone after the parallel run.
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 LOCK_S = 10.0
 

@@ -43,6 +43,7 @@ def _stored(vhost):
     return Message.objects.filter(vhost=vhost).count()
 
 
+@pytest.mark.serial  # timed: alone, after the parallel run
 def test_the_tap_keeps_storing_while_redis_is_away(scratch_vhost, redis_proxy):
     tap = TapProcess(scratch_vhost, env={"REDIS_URL": redis_proxy.url_with_db}).start()
     try:

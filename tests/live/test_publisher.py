@@ -147,6 +147,7 @@ def _keys(frames, vhost):
     return {m["routing_key"] for m in events_of(frames, "live.messages", vhost)}
 
 
+@pytest.mark.serial  # timed: alone, after the parallel run
 def test_it_never_blocks_the_tap_while_redis_is_away_and_recovers(listener, publisher, settings):
     redis = urlsplit(settings.REDIS_URL)
     proxy = TcpProxy(redis.port or 6379).start()

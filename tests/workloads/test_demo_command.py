@@ -32,6 +32,7 @@ def _connection_names(mgmt, vhost):
     )
 
 
+@pytest.mark.serial  # timed (and calls counted per second): alone, after the parallel run
 @pytest.mark.timeout(60)
 def test_it_runs_one_workload_for_a_duration_and_exits_cleanly(mgmt, scratch_vhost):
     started = time.monotonic()

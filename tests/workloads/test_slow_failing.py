@@ -52,7 +52,7 @@ def test_it_answers_late_never_and_after_a_crash_as_configured(mgmt, scratch_vho
     for call in by_behaviour["ok"]:
         (reply,) = [json.loads(body) for body in call.replies]
         assert reply["redelivered"] is False
-        assert call.client_ms < 1000
+        assert reply["delayed_s"] < 1.0  # the server's own short service time, not late
     # The server that took it first crashed without acking; the redelivery was answered once.
     (crashed,) = by_behaviour["crash"]
     (reply,) = [json.loads(body) for body in crashed.replies]
