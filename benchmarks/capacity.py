@@ -23,7 +23,7 @@ from django.conf import settings
 from benchmarks import common
 from benchmarks.load import SERVICE_QUEUE, RpcLoad
 from rabbit import amqp
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 from tracer.tap.reader import declare_tap_queue
 
 GOAL_PER_S = 20_000

@@ -20,7 +20,7 @@ from benchmarks.common import EVENTS_PER_CALL
 from benchmarks.keepup import TappedRun
 from benchmarks.load import RpcLoad
 from rabbit import amqp
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 
 GOAL_RATIO = 0.75
 FLOOR_QUEUE = "warren.bench.firehose-floor"

@@ -16,7 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from console.models import ApiToken, AuditEntry
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 
 VIEWER = "viewer"
 OPERATOR = "operator"

@@ -193,7 +193,7 @@ def fetch_page(list_call, query):
     (a queue list shrinks while someone looks at page 40). Returns (page,
     query actually shown).
     """
-    from rabbit.management import BrokerRejected
+    from rabbit.management_http import BrokerRejected
 
     try:
         return list_call(**query.api_paging()), query
@@ -233,7 +233,7 @@ def paginate_locally(items, query):
     channels; those lists are as long as one vhost's clients, so they are
     paged here with the same rules and the same Page result.
     """
-    from rabbit.management import Page
+    from rabbit.management_http import Page
 
     paging = query.api_paging()
     total = len(items)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from console.exchanges import display_name
 from console.models import AuditEntry
 from rabbit import amqp, moving
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from console.exchanges import display_name, exchange_row, policy_definitions
 from console.queues import dead_letter_target
-from rabbit.management import BrokerNotFound
+from rabbit.management_http import BrokerNotFound
 
 # Up to this many queues + exchanges a vhost is loaded whole.
 FULL_LOAD_LIMIT = 2000

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 
 from console.brokers import current_broker
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 
 SESSION_PREFIX = "warren_vhost:"
 NAMES_CACHE_SECONDS = 10

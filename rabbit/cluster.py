@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
-from rabbit.management import JSON, BrokerError, BrokerNotFound, ManagementClient
+from rabbit.management import ManagementClient
+from rabbit.management_http import JSON, BrokerError, BrokerNotFound
 
 log = logging.getLogger("tracer.tap")
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console import access
 from rabbit.brokers import default_broker
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 from replay import jobs, present, selection, workers
 from replay.forms import ReplayForm, spec_source
 from replay.models import ReplayItem, ReplayJob

@@ -13,7 +13,7 @@ from console.models import AuditEntry, Broker
 from console.vhosts import forget_vhost_names
 from console.views.common import form_errors
 from rabbit.brokers import DEFAULT_SLUG
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 
 PROBE_TIMEOUT = 2.0
 

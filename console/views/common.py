@@ -6,7 +6,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from console.listing import pager
 from console.vhosts import forget_selection, selected_vhost
-from rabbit.management import BrokerError, BrokerNotFound
+from rabbit.management_http import BrokerError, BrokerNotFound
 
 
 def wants_partial(request):

@@ -14,7 +14,7 @@ from console.listing import fetch_page, paginate_locally
 from console.url_segments import href_segment
 from console.views.common import render_list, wants_partial
 from console.views.queues import queue_href
-from rabbit.management import BrokerError, BrokerNotFound
+from rabbit.management_http import BrokerError, BrokerNotFound
 
 
 def connection_href(name, base=None):

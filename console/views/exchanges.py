@@ -12,7 +12,7 @@ from console.forms import BindForm, DeleteExchangeForm, PublishForm
 from console.listing import fetch_page
 from console.url_segments import DEFAULT_EXCHANGE_SEGMENT, href_segment
 from console.views.common import render_list, wants_partial
-from rabbit.management import BrokerError, BrokerNotFound
+from rabbit.management_http import BrokerError, BrokerNotFound
 
 SORTABLE = list(exchanges.EXCHANGE_SORTS)
 

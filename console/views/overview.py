@@ -6,7 +6,7 @@ from django.views.decorators.http import require_GET
 from console import access
 from console.brokers import current_broker
 from console.overview import broker_summary
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 
 
 @access.page(access.VIEWER)

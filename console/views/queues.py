@@ -13,7 +13,7 @@ from console.listing import fetch_page
 from console.models import AuditEntry
 from console.url_segments import href_segment
 from console.views.common import render_list, wants_partial
-from rabbit.management import BrokerError, BrokerNotFound
+from rabbit.management_http import BrokerError, BrokerNotFound
 
 SORTABLE = list(queues.QUEUE_SORTS)
 

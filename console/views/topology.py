@@ -16,7 +16,7 @@ from console.brokers import current_broker
 from console.vhosts import selected_vhost
 from console.views.exchanges import exchange_href
 from console.views.queues import queue_href
-from rabbit.management import BrokerError, BrokerNotFound
+from rabbit.management_http import BrokerError, BrokerNotFound
 
 SUGGESTIONS = 15
 

@@ -23,7 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
-from rabbit.management import BrokerError, ManagementClient
+from rabbit.management import ManagementClient
+from rabbit.management_http import BrokerError
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_S = 60.0

@@ -11,7 +11,8 @@ from django.test import override_settings
 
 from rabbit import amqp, cluster
 from tests.conftest import unique_name
-from tests.tracer.tapping import TapProcess, wait_for
+from tests.polling import wait_until
+from tests.tracer.tapping import TapProcess
 from tracer.models import Message, TapGap, TapSession
 
 # All transactional, so that pytest-django keeps them together (and in order)
@@ -96,10 +97,12 @@ def test_the_tap_keeps_a_restarted_node_tracing(rabbit_cluster, viewer_client):
     }
     tap = TapProcess(env=env).start(wait=False)
     try:
-        wait_for(lambda: tap_connected(tap, vhost), timeout=30, message="the tap to connect")
+        wait_until(lambda: tap_connected(tap, vhost), timeout=30, what="the tap to connect")
         assert per_node(rabbit_cluster, vhost) == {a.name: True, b.name: True}
         publish_through(b, vhost, 5, "before")
-        wait_for(lambda: captured_from(b, vhost) == 5, message="5 events traced by node b")
+        wait_until(
+            lambda: captured_from(b, vhost) == 5, what="5 events traced by node b", timeout=15.0
+        )
 
         b.stop()
         cluster._status_cache.clear()  # the page's 5 s memory would hide the change
@@ -109,14 +112,16 @@ def test_the_tap_keeps_a_restarted_node_tracing(rabbit_cluster, viewer_client):
 
         b.start()
         b.wait_up(time.monotonic() + 60)
-        wait_for(
+        wait_until(
             lambda: per_node(rabbit_cluster, vhost)[b.name],
             timeout=30,
-            every=0.25,
-            message="the tap to switch tracing on again on node b",
+            interval=0.25,
+            what="the tap to switch tracing on again on node b",
         )
         publish_through(b, vhost, 5, "after")
-        wait_for(lambda: captured_from(b, vhost) == 10, message="10 events traced by node b")
+        wait_until(
+            lambda: captured_from(b, vhost) == 10, what="10 events traced by node b", timeout=15.0
+        )
 
         cluster._status_cache.clear()
         with override_settings(WARREN_MANAGEMENT_URL=a.management_url):

@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from console import env
 from rabbit import cluster
-from rabbit.management import BrokerNotFound, segment
+from rabbit.management_http import BrokerNotFound, segment
 from tests.conftest import unique_name
 
 

@@ -7,7 +7,7 @@ with a bound; it fails with the last value seen, never hangs.
 
 import time
 
-from rabbit.management import BrokerNotFound
+from rabbit.management_http import BrokerNotFound
 
 HOSTILE_QUEUE = 'q <script>alert("q")</script> / 50% ü'
 HOSTILE_EXCHANGE = 'ex <b>"x"</b> / 100% é'

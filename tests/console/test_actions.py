@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from console.models import AuditEntry
-from rabbit.management import BrokerNotFound
+from rabbit.management_http import BrokerNotFound
 from tests.console.helpers import (
     HOSTILE_EXCHANGE,
     HOSTILE_KEY,

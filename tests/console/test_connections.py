@@ -8,7 +8,7 @@ from django.urls import reverse
 from console.models import AuditEntry
 from rabbit import amqp
 from rabbit.brokers import default_broker
-from rabbit.management import BrokerNotFound
+from rabbit.management_http import BrokerNotFound
 from tests.console.helpers import wait_for
 
 CLIENT_NAME = "shop <b>checkout</b> ü"
@@ -55,7 +55,7 @@ def client_connection(mgmt, topology):
 
 
 def _segment(name):
-    from rabbit.management import segment
+    from rabbit.management_http import segment
 
     return segment(name)
 

@@ -149,7 +149,7 @@ def test_it_shows_every_console_page_without_script_errors(
 ):
     from rabbit import amqp
     from rabbit.brokers import default_broker
-    from rabbit.management import segment
+    from rabbit.management_http import segment
 
     connection = amqp.blocking_connection(
         default_broker().amqp_url(), vhost=busy_topology, name="checkout <b>service</b>"

@@ -69,7 +69,7 @@ def test_it_says_when_the_exchange_is_gone(viewer_client, topology):
 
 
 def test_it_shows_an_alternate_exchange_set_by_policy(viewer_client, mgmt, scratch_vhost):
-    from rabbit.management import segment
+    from rabbit.management_http import segment
 
     mgmt.declare_exchange(scratch_vhost, "by-policy", "direct")
     mgmt.put(

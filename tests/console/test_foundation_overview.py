@@ -2,7 +2,8 @@
 
 from django.urls import reverse
 
-from rabbit.management import BrokerAuthFailed, BrokerUnavailable, ManagementClient
+from rabbit.management import ManagementClient
+from rabbit.management_http import BrokerAuthFailed, BrokerUnavailable
 
 
 def test_it_shows_the_live_broker_figures(viewer_client, mgmt):

@@ -2,7 +2,7 @@
 
 from console.listing import ListQuery, pager, paginate_locally
 from console.queues import QUEUE_SORTS, list_query
-from rabbit.management import Page
+from rabbit.management_http import Page
 
 
 def test_it_reads_page_size_sort_and_filter_from_the_query_string():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from rabbit.management import segment
+from rabbit.management_http import segment
 from tests.conftest import unique_name
 from workloads import WORKLOADS
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from rabbit.management import segment
+from rabbit.management_http import segment
 from workloads import WORKLOADS, Ledger
 
 

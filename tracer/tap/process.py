@@ -29,7 +29,8 @@ from django.db.backends.signals import connection_created
 from django.db.backends.utils import CursorWrapper
 
 from rabbit.brokers import default_broker
-from rabbit.management import BrokerError, ManagementClient
+from rabbit.management import ManagementClient
+from rabbit.management_http import BrokerError
 from tracer.live import publish as live
 from tracer.models import TapGap, TapSession
 from tracer.store import sql, storage

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, Unpack
 
 from rabbit import amqp, cluster
 from rabbit.field_tables import AMQPRawError
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 from tracer.tap import feed as tap_feed
 from tracer.tap import rescue
 from tracer.tap.decoding import Captured

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 from django.db.models import Q
 
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 from tracer.masking import mask_properties, masked_names
 from tracer.models import Flow, Message
 from tracer.store import pairing

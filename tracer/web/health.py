@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET
 
 from console import access
 from rabbit.brokers import default_broker
-from rabbit.management import BrokerError
+from rabbit.management_http import BrokerError
 from tracer.store.status import tap_health
 
 

@@ -24,7 +24,7 @@ from django.urls import reverse
 from console.queues import QUEUE_COLUMNS, QUEUE_SORTS
 from rabbit import amqp
 from rabbit.brokers import default_broker
-from rabbit.management import BrokerError, BrokerNotFound
+from rabbit.management_http import BrokerError, BrokerNotFound
 
 SCENARIOS = [
     ("first page, by name", {"sort": "name"}),

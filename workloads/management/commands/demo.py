@@ -12,7 +12,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from rabbit.brokers import default_amqp_url, default_broker
-from rabbit.management import BrokerError, BrokerNotFound
+from rabbit.management_http import BrokerError, BrokerNotFound
 from workloads import WORKLOADS, Ledger
 
 DEFAULT_VHOST = "warren-demo"
