@@ -10,7 +10,8 @@ from tests.live.listen import Listener
 from tests.tracer.frames import frame, rpc_call
 from tracer.models import Flow, Message
 from tracer.store import pairing, storage
-from tracer.tap.process import Tap, TapConfig
+from tracer.tap.config import TapConfig
+from tracer.tap.process import Tap
 from tracer.tap.reader import VhostReader
 
 pytestmark = pytest.mark.django_db

@@ -11,38 +11,33 @@ Ids are allocated before anything is written, which lets a message name its
 flow (a flow's id is its request's id) in the same insert.
 """
 
-import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias, cast
+from typing import Protocol, cast
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
-from tracer.models import Flow, Message, ReplyQueue, TapSession
+from tracer.models import Flow, Message, TapSession
 from tracer.store import pairing
-from tracer.store.pairing import GroupKey, ReplyQueueKey
+from tracer.store.groups import (
+    known_reply_queues,
+    load_groups,
+    lock_reply_queues,
+    remember_reply_queues,
+)
 from tracer.store.rollup import RollUp, contribution, write_flows
 from tracer.store.sql import (
-    DbTime,
     SqlParam,
     chunks,
-    column,
     db_time,
     is_postgres,
-    marks,
     quote,
     table_of,
-    us_from_db,
 )
 from tracer.times import from_us, now_us, to_us
-
-# How far back a batch looks for the rest of a group (see docs/architecture.md, Storing a batch).
-CORRELATION_HORIZON_S = 3600
-REPLY_TO_HORIZON_S = 60
 
 MESSAGE_COLUMNS = (
     "id",
@@ -73,27 +68,6 @@ MESSAGE_COLUMNS = (
     "dedupe_key",
     "duplicates",
 )
-_PAIRING_FIELDS = (
-    "id",
-    "event",
-    "captured_at",
-    "vhost",
-    "exchange",
-    "routing_key",
-    "queue",
-    "correlation_id",
-    "reply_to",
-    "redelivered",
-    "fingerprint",
-    "backlog",
-    "flow_id",
-)
-
-
-# A stored message's pairing columns, in _PAIRING_FIELDS order (booleans may come as 0/1).
-_StoredRow: TypeAlias = tuple[
-    int, str, DbTime, str, str, str, str, str, str, int, int, int, int | None
-]
 
 
 class CapturedEvent(Protocol):
@@ -276,117 +250,6 @@ def _pairing_event(captured: NumberedEvent) -> pairing.Event:
     )
 
 
-def _stored_event(row: _StoredRow) -> pairing.Event:
-    (message_id, kind, at, vhost, exchange, routing_key, queue, correlation_id, reply_to,
-     redelivered, fingerprint, backlog, flow_id) = row  # fmt: skip
-    return pairing.Event(
-        id=message_id,
-        kind=kind,
-        at=us_from_db(at),
-        vhost=vhost,
-        exchange=exchange,
-        routing_key=routing_key,
-        queue=queue,
-        correlation_id=correlation_id,
-        reply_to=reply_to,
-        redelivered=bool(redelivered),
-        fingerprint=fingerprint,
-        backlog=bool(backlog),
-        flow_id=flow_id,
-    )
-
-
-def _select(cursor: CursorWrapper, where: str, params: Sequence[SqlParam]) -> list[pairing.Event]:
-    """Pairing columns of messages, with plain SQL: no ORM object, no converters."""
-    columns = ", ".join(column(name, name == "captured_at") for name in _PAIRING_FIELDS)
-    cursor.execute(f"SELECT {columns} FROM {table_of(Message)} WHERE {where}", params)  # noqa: S608
-    return [_stored_event(row) for row in cursor.fetchall()]
-
-
-def _lock_reply_queues(cursor: CursorWrapper, queues: AbstractSet[ReplyQueueKey]) -> None:
-    """PostgreSQL: one advisory lock per (vhost, reply queue), always in one order."""
-    if not is_postgres() or not queues:
-        return
-    keys = sorted({zlib.crc32(f"{vhost}\x00{name}".encode()) for vhost, name in queues})
-    cursor.execute(
-        "SELECT count(pg_advisory_xact_lock(k)) FROM "
-        "(SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS ordered",
-        [keys],
-    )
-
-
-def _known_reply_queues(
-    candidates: set[ReplyQueueKey], batch_requests: set[ReplyQueueKey]
-) -> set[ReplyQueueKey]:
-    known = {queue for queue in candidates if pairing.is_direct_reply_to(queue[1])}
-    known |= candidates & batch_requests
-    unknown = candidates - known
-    by_vhost: defaultdict[str, set[str]] = defaultdict(set)
-    for vhost, name in unknown:
-        by_vhost[vhost].add(name)
-    for vhost, names in by_vhost.items():
-        for chunk in chunks(names):
-            rows = ReplyQueue.objects.filter(vhost=vhost, name__in=chunk)
-            known.update((vhost, name) for name in rows.values_list("name", flat=True))
-    return known
-
-
-def _remember_reply_queues(
-    cursor: CursorWrapper, batch_requests: AbstractSet[ReplyQueueKey], last_us: int | None
-) -> None:
-    rows = [
-        (vhost, name, db_time(last_us))
-        for vhost, name in sorted(batch_requests)
-        if not pairing.is_direct_reply_to(name)
-    ]
-    if not rows:
-        return
-    cursor.executemany(
-        f"INSERT INTO {table_of(ReplyQueue)} (vhost, name, last_request_at) "  # noqa: S608
-        "VALUES (%s, %s, %s) ON CONFLICT (vhost, name) "
-        "DO UPDATE SET last_request_at = excluded.last_request_at",
-        rows,
-    )
-
-
-def _load_groups(
-    cursor: CursorWrapper, keys: Iterable[GroupKey], earliest_us: int
-) -> list[pairing.Event]:
-    """Stored events of the groups in `keys`, and of the flows their requests lead."""
-    loaded: dict[int, pairing.Event] = {}
-    by_correlation: defaultdict[str, set[str]] = defaultdict(set)
-    by_reply_queue: set[ReplyQueueKey] = set()
-    for vhost, reply_queue, correlation_id in keys:
-        if correlation_id:
-            by_correlation[vhost].add(correlation_id)
-        else:
-            by_reply_queue.add((vhost, reply_queue))
-    since_us = earliest_us - CORRELATION_HORIZON_S * 1_000_000
-    for vhost, correlation_ids in by_correlation.items():
-        for chunk in chunks(correlation_ids):
-            # Only the correlation ids in SQL, the vhost and time checked here: with
-            # either in the WHERE clause a planner may take the (vhost, time) index
-            # and scan the vhost's history instead of a few rows — SQLite with a
-            # time condition, PostgreSQL whenever its statistics still call the
-            # vhost rare (a bulk load, a newly traced vhost: 1 s a batch at 2.6 M
-            # rows). A correlation id shared across vhosts costs a few rows more.
-            where = f"correlation_id IN ({marks(len(chunk))})"
-            for event in _select(cursor, where, chunk):
-                if event.vhost == vhost and event.at >= since_us:
-                    loaded[event.id] = event
-    since = db_time(earliest_us - REPLY_TO_HORIZON_S * 1_000_000)
-    for vhost, reply_queue in sorted(by_reply_queue):
-        where = "correlation_id = %s AND vhost = %s AND reply_key = %s AND captured_at >= %s"
-        for event in _select(cursor, where, ["", vhost, reply_queue, since]):
-            loaded[event.id] = event
-    flow_ids = {event.flow_id for event in loaded.values() if event.flow_id is not None}
-    flow_ids |= {event.id for event in loaded.values() if event.reply_to}
-    for ids in chunks(flow_ids):
-        for event in _select(cursor, f"flow_id IN ({marks(len(ids))})", ids):
-            loaded.setdefault(event.id, event)
-    return list(loaded.values())
-
-
 # --- the batch --------------------------------------------------------------------
 
 
@@ -498,14 +361,14 @@ def _pair_and_write(
         if event.kind == pairing.PUBLISH and event.reply_to
     }
     keys = pairing.keys_of(new)
-    _lock_reply_queues(cursor, {(vhost, queue) for vhost, queue, _ in keys})
-    known = _known_reply_queues({(vhost, queue) for vhost, queue, _ in keys}, batch_requests)
+    lock_reply_queues(cursor, {(vhost, queue) for vhost, queue, _ in keys})
+    known = known_reply_queues({(vhost, queue) for vhost, queue, _ in keys}, batch_requests)
     keys = {key for key in keys if (key[0], key[1]) in known}
     rollup = RollUp()
     flow_of: dict[int, int | None] = {}
     if keys:
-        _remember_reply_queues(cursor, batch_requests, result.last_event_us)
-        loaded = _load_groups(cursor, keys, min(event.at for event in new))
+        remember_reply_queues(cursor, batch_requests, result.last_event_us)
+        loaded = load_groups(cursor, keys, min(event.at for event in new))
         changes = pairing.recompute(
             loaded, new, keys, known_reply_queues=known, timeout_s=timeout_s, now_us=now
         )

@@ -20,10 +20,8 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Self, TypeAlias, TypedDict, Unpack
+from typing import TypeAlias
 
-from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.db.backends.signals import connection_created
 from django.db.backends.utils import CursorWrapper
@@ -34,6 +32,7 @@ from rabbit.management_http import BrokerError
 from tracer.live import publish as live
 from tracer.models import TapGap, TapSession
 from tracer.store import sql, storage
+from tracer.tap.config import TapConfig
 from tracer.tap.decoding import Captured
 from tracer.tap.reader import Chunk, Control, VhostReader
 from tracer.times import from_us, now_us
@@ -54,53 +53,8 @@ STOP_DEADLINE_S = 10.0  # retrying a batch the database refuses, once asked to s
 STOP_GRACE_S = 20.0
 
 
-class TapOverrides(TypedDict, total=False):
-    """TapConfig.from_settings()'s keywords: None keeps the setting or default."""
-
-    vhosts: list[str] | None
-    amqp_url: str | None
-    queue: str | None
-    max_length: int | None
-    body_limit: int | None
-    timeout_s: float | None
-    batch_size: int | None
-    batch_ms: float | None
-    prefetch: int | None
-    crash_after_batches: int | None
-
-
 # What the writer takes from its inbox: a reader's news, or a chunk of its events.
 InboxItem: TypeAlias = "Control | Chunk"
-
-
-@dataclass
-class TapConfig:
-    vhosts: list[str]
-    amqp_url: str
-    queue: str
-    max_length: int
-    body_limit: int
-    timeout_s: float
-    # Big batches: at high rates a call's four events (spread over the calls in
-    # flight) mostly meet in one batch, which pairs them in memory; measured
-    # with `manage.py bench capacity`.
-    batch_size: int = 8000
-    batch_ms: float = 100.0
-    prefetch: int = 16000
-    crash_after_batches: int = 0  # fault injection for tests: exit before acking
-
-    @classmethod
-    def from_settings(cls, **overrides: Unpack[TapOverrides]) -> Self:
-        values: dict[str, Any] = {
-            "vhosts": list(settings.WARREN_TRACE_VHOSTS),
-            "amqp_url": default_broker().amqp_url(),
-            "queue": settings.WARREN_TAP_QUEUE,
-            "max_length": settings.WARREN_TAP_QUEUE_MAX_LENGTH,
-            "body_limit": settings.WARREN_BODY_LIMIT,
-            "timeout_s": settings.WARREN_RPC_TIMEOUT,
-        }
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        return cls(**values)
 
 
 class BatchRecord:

@@ -44,7 +44,8 @@ from tracer.tap.decoding import Captured
 from tracer.times import now_us
 
 if TYPE_CHECKING:
-    from tracer.tap.process import Tap, TapConfig
+    from tracer.tap.config import TapConfig
+    from tracer.tap.process import Tap
 
 log = logging.getLogger("tracer.tap")
 

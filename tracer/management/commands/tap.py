@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tracer.tap.process import STOP_GRACE_S, Tap, TapConfig
+from tracer.tap.config import TapConfig
+from tracer.tap.process import STOP_GRACE_S, Tap
 
 
 class Command(BaseCommand):

@@ -1,0 +1,57 @@
+"""What a tap is told: vhosts, where to read, bounds and batch sizes.
+
+From the settings (docs/architecture.md, Configuration), with overrides from
+`manage.py tap`'s options and the tests.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Self, TypedDict, Unpack
+
+from django.conf import settings
+
+from rabbit.brokers import default_broker
+
+
+class TapOverrides(TypedDict, total=False):
+    """TapConfig.from_settings()'s keywords: None keeps the setting or default."""
+
+    vhosts: list[str] | None
+    amqp_url: str | None
+    queue: str | None
+    max_length: int | None
+    body_limit: int | None
+    timeout_s: float | None
+    batch_size: int | None
+    batch_ms: float | None
+    prefetch: int | None
+    crash_after_batches: int | None
+
+
+@dataclass
+class TapConfig:
+    vhosts: list[str]
+    amqp_url: str
+    queue: str
+    max_length: int
+    body_limit: int
+    timeout_s: float
+    # Big batches: at high rates a call's four events (spread over the calls in
+    # flight) mostly meet in one batch, which pairs them in memory; measured
+    # with `manage.py bench capacity`.
+    batch_size: int = 8000
+    batch_ms: float = 100.0
+    prefetch: int = 16000
+    crash_after_batches: int = 0  # fault injection for tests: exit before acking
+
+    @classmethod
+    def from_settings(cls, **overrides: Unpack[TapOverrides]) -> Self:
+        values: dict[str, Any] = {
+            "vhosts": list(settings.WARREN_TRACE_VHOSTS),
+            "amqp_url": default_broker().amqp_url(),
+            "queue": settings.WARREN_TAP_QUEUE,
+            "max_length": settings.WARREN_TAP_QUEUE_MAX_LENGTH,
+            "body_limit": settings.WARREN_BODY_LIMIT,
+            "timeout_s": settings.WARREN_RPC_TIMEOUT,
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
