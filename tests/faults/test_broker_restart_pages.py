@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.tracer.tapping import TapProcess, client, wait_for
+from tests.polling import wait_until
+from tests.tracer.tapping import TapProcess, client
 from tracer.models import Message, TapGap
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -49,7 +50,11 @@ def _timed(client_, path):
 def test_it_shows_the_outage_then_recovers(scratch_vhost, mgmt, viewer_client):
     with TapProcess(scratch_vhost) as tap:
         _publish(scratch_vhost, 10)
-        wait_for(lambda: Message.objects.filter(vhost=scratch_vhost).count() == 10)
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() == 10,
+            timeout=15.0,
+            what="10 events stored",
+        )
         during = {}
         try:
             assert rabbitmqctl("stop_app").returncode == 0
@@ -57,16 +62,16 @@ def test_it_shows_the_outage_then_recovers(scratch_vhost, mgmt, viewer_client):
                 during[path] = _timed(viewer_client, path)
         finally:
             started = rabbitmqctl("start_app")
-            wait_for(lambda: _answers(mgmt), timeout=60, every=0.2, message="the broker")
+            wait_until(lambda: _answers(mgmt), timeout=60, interval=0.2, what="the broker")
         assert started.returncode == 0, started.stderr
         back = time.monotonic()
         tap.wait_connected(timeout=30)
         reconnected_s = time.monotonic() - back
         _publish(scratch_vhost, 10)
-        wait_for(
+        wait_until(
             lambda: Message.objects.filter(vhost=scratch_vhost).count() == 20,
             timeout=20,
-            message="events after the restart",
+            what="events after the restart",
         )
         after = {path: _timed(viewer_client, path) for path in CONSOLE_PAGES + TRACER_PAGES}
 

@@ -16,7 +16,8 @@ import time
 import pytest
 from django.db import connection
 
-from tests.tracer.tapping import TapProcess, client, wait_for
+from tests.polling import wait_until
+from tests.tracer.tapping import TapProcess, client
 from tracer.models import Message, TapGap
 
 # Serial: pages are timed against the lock, alone after the parallel run.
@@ -139,17 +140,21 @@ def test_it_keeps_events_in_the_tap_queue_and_stores_them_all_after_the_outage(
     readers = _readers(viewer)
     try:
         _publish(scratch_vhost, 0, before)
-        wait_for(lambda: Message.objects.filter(vhost=scratch_vhost).count() == before)
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() == before,
+            timeout=15.0,
+            what=f"{before} events stored before the lock",
+        )
         lock.start()
         assert lock.ready.wait(10) and lock.error is None, lock.error
         locked_at = time.monotonic()
         _publish(scratch_vhost, before, during)
 
         # Not acked while nothing can be stored: the events wait on the broker.
-        wait_for(
+        wait_until(
             lambda: _waiting_in_tap_queue(scratch_vhost) >= during - 20,
             timeout=5,
-            message="the events to wait in the tap queue",
+            what="the events to wait in the tap queue",
         )
         pages = _read_pages(readers)
         assert not lock.released.is_set(), "the lock ended before the pages were read"
@@ -169,10 +174,10 @@ def test_it_keeps_events_in_the_tap_queue_and_stores_them_all_after_the_outage(
             assert pages["/messages/"][0].status_code == 503
         waited = _waiting_in_tap_queue(scratch_vhost)
         try:
-            wait_for(
+            wait_until(
                 lambda: Message.objects.filter(vhost=scratch_vhost).count() >= before + during,
                 timeout=40,
-                message="every event stored after the outage",
+                what="every event stored after the outage",
             )
         except AssertionError as error:
             stored = Message.objects.filter(vhost=scratch_vhost).count()

@@ -14,9 +14,10 @@ import pytest
 from django.conf import settings as django_settings
 
 from tests.live.proxy import TcpProxy
+from tests.polling import wait_until
 from tests.replay.helpers import Broker, capture_many, trace_event
 from tests.replay.worker import Worker
-from tests.tracer.tapping import TapProcess, client, wait_for
+from tests.tracer.tapping import TapProcess, client
 from tracer.models import Message
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -48,15 +49,21 @@ def test_the_tap_keeps_storing_while_redis_is_away(scratch_vhost, redis_proxy):
     tap = TapProcess(scratch_vhost, env={"REDIS_URL": redis_proxy.url_with_db}).start()
     try:
         _publish(scratch_vhost, 0, 100)
-        wait_for(lambda: _stored(scratch_vhost) == 100, message="events before the outage")
+        wait_until(
+            lambda: _stored(scratch_vhost) == 100, what="events before the outage", timeout=15.0
+        )
         redis_proxy.stop()
         away = time.monotonic()
         _publish(scratch_vhost, 100, 100)
-        wait_for(lambda: _stored(scratch_vhost) == 200, message="events while Redis is away")
+        wait_until(
+            lambda: _stored(scratch_vhost) == 200, what="events while Redis is away", timeout=15.0
+        )
         stored_in = time.monotonic() - away
         redis_proxy.start()
         _publish(scratch_vhost, 200, 100)
-        wait_for(lambda: _stored(scratch_vhost) == 300, message="events after Redis returned")
+        wait_until(
+            lambda: _stored(scratch_vhost) == 300, what="events after Redis returned", timeout=15.0
+        )
         assert tap.process.poll() is None
     finally:
         tap.stop()
@@ -95,10 +102,15 @@ def test_a_replay_queued_while_redis_is_away_runs_when_it_returns(
             assert broker.depth(queue) == 0
             redis_proxy.start()
             returned = time.monotonic()
-            deadline = returned + 60
-            while _status(operator_client, job_id)["status"] != "done":
-                assert time.monotonic() < deadline, worker.output()[-3000:]
-                time.sleep(0.2)
+            try:
+                wait_until(
+                    lambda: _status(operator_client, job_id)["status"] == "done",
+                    timeout=60,
+                    interval=0.2,
+                    what="the replay to be done",
+                )
+            except AssertionError as error:
+                raise AssertionError(f"{error}\n{worker.output()[-3000:]}") from None
             ran_after = time.monotonic() - returned
         final = _status(operator_client, job_id)
         assert (final["sent"], final["confirmed"], final["failed"]) == (20, 20, 0)

@@ -8,8 +8,9 @@ twice, and the latency statistics count each call once.
 
 import pytest
 
+from tests.polling import wait_until
 from tests.tracer.rpc import sequential_calls
-from tests.tracer.tapping import TapProcess, wait_for
+from tests.tracer.tapping import TapProcess
 from tracer.models import Flow, Message
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -29,10 +30,10 @@ def test_it_counts_no_call_twice_after_a_crash_before_the_ack(scratch_vhost, vie
     stored_before = Message.objects.filter(vhost=scratch_vhost).count()
     assert 0 < stored_before < 4 * CALLS
     with TapProcess(scratch_vhost):
-        wait_for(
+        wait_until(
             lambda: Flow.objects.filter(vhost=scratch_vhost, status="complete").count() == CALLS,
             timeout=30,
-            message="every call complete",
+            what="every call complete",
         )
         stats = viewer_client.get(f"/api/flows/stats?vhost={scratch_vhost}").json()
         listed = viewer_client.get(f"/api/flows?vhost={scratch_vhost}&limit=1000").json()

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.tracer.tapping import TapProcess, client, wait_for
+from tests.polling import wait_until
+from tests.tracer.tapping import TapProcess, client
 from tracer.models import Message
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -39,7 +40,11 @@ def test_it_drops_the_oldest_events_harmlessly_and_says_how_many(
     for number in range(PUBLISHED):
         channel.basic_publish("", "orders", b"order %d" % number)
     publish_s = time.monotonic() - started
-    assert wait_for(lambda: _depth(channel, "orders") == PUBLISHED, timeout=10)
+    assert wait_until(
+        lambda: _depth(channel, "orders") == PUBLISHED,
+        timeout=10,
+        what=f"{PUBLISHED} messages in orders",
+    )
     tap_depth = _depth(channel, "warren.tap")
     connection.process_data_events(time_limit=0)
     connection.close()
@@ -52,7 +57,11 @@ def test_it_drops_the_oldest_events_harmlessly_and_says_how_many(
     assert blocked == [], f"the broker blocked the publisher: {blocked}"
 
     with TapProcess(scratch_vhost, env=env):
-        wait_for(lambda: Message.objects.filter(vhost=scratch_vhost).count() == MAX_LENGTH)
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() == MAX_LENGTH,
+            timeout=15.0,
+            what=f"{MAX_LENGTH} events stored",
+        )
         status = viewer_client.get("/api/tap/status").json()
         page = viewer_client.get("/messages/").content.decode()
     dropped = PUBLISHED - MAX_LENGTH

@@ -7,7 +7,6 @@ Everything is stored exactly, every page shows it escaped (never as markup),
 and the URLs made from the names lead back to the same names.
 """
 
-import time
 import uuid
 from urllib.parse import unquote, urlencode
 
@@ -16,7 +15,8 @@ from django.urls import resolve, reverse
 
 from rabbit import amqp
 from rabbit.brokers import default_amqp_url
-from tests.tracer.tapping import TapProcess, wait_for
+from tests.polling import wait_until
+from tests.tracer.tapping import TapProcess
 from tracer.models import Flow, Message
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -48,13 +48,13 @@ def hostile_vhost(mgmt):
 
 
 def _get(channel, queue, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        method, props, body = channel.basic_get(queue, auto_ack=True)
-        if method is not None:
-            return props, body
-        assert time.monotonic() < deadline, f"nothing arrived in {queue!r}"
-        time.sleep(0.05)
+    method, props, body = wait_until(
+        lambda: channel.basic_get(queue, auto_ack=True),
+        check=lambda got: got[0] is not None,
+        timeout=timeout,
+        what=f"a message in {queue!r}",
+    )
+    return props, body
 
 
 def test_it_stores_hostile_names_exactly_and_shows_them_escaped(
@@ -86,10 +86,10 @@ def test_it_stores_hostile_names_exactly_and_shows_them_escaped(
         channel.basic_publish("", props.reply_to, b"answer", amqp.properties(correlation_id=corr))
         _get(channel, reply_queue)
         broker.close()
-        wait_for(
+        wait_until(
             lambda: Flow.objects.filter(vhost=hostile_vhost, status="complete").exists(),
             timeout=20,
-            message="the hostile call's flow",
+            what="the hostile call's flow",
         )
 
     # Stored exactly.

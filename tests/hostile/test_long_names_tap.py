@@ -11,7 +11,8 @@ import pytest
 
 from rabbit import amqp
 from rabbit.brokers import default_amqp_url
-from tests.tracer.tapping import TapProcess, wait_for
+from tests.polling import wait_until
+from tests.tracer.tapping import TapProcess
 from tracer.models import Message
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -39,10 +40,10 @@ def test_it_stores_the_delivery_from_a_255_byte_queue_and_goes_on(scratch_vhost)
         for number in range(300):
             channel.basic_publish("", "nowhere", f"after {number}".encode())
         connection.close()
-        wait_for(
+        wait_until(
             lambda: Message.objects.filter(vhost=scratch_vhost, body=b"after 299").exists(),
             timeout=30,
-            message="the capture to go on after a delivery from a 255-byte queue",
+            what="the capture to go on after a delivery from a 255-byte queue",
         )
         delivered = Message.objects.get(vhost=scratch_vhost, event="deliver")
         assert delivered.queue == LONG_QUEUE
@@ -67,10 +68,10 @@ def test_it_stores_a_publish_to_a_255_byte_exchange(scratch_vhost):
         )
         channel.basic_publish("", "nowhere", b"after")
         connection.close()
-        wait_for(
+        wait_until(
             lambda: Message.objects.filter(vhost=scratch_vhost, body=b"after").exists(),
             timeout=30,
-            message="the capture to go on after a publish to a 255-byte exchange",
+            what="the capture to go on after a publish to a 255-byte exchange",
         )
         published = Message.objects.get(vhost=scratch_vhost, exchange=LONG_EXCHANGE)
         assert published.body == b"\xff\x00 binary"

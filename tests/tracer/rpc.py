@@ -5,6 +5,7 @@ import time
 import uuid
 
 from rabbit import amqp
+from tests.polling import wait_until
 from tests.tracer.tapping import client
 
 
@@ -43,9 +44,12 @@ def sequential_calls(
             )
         if not direct:
             for _ in range(replies_per_call):
-                deadline = time.monotonic() + 5
-                while channel.basic_get(reply_to, auto_ack=True)[0] is None:
-                    assert time.monotonic() < deadline, "reply never arrived"
+                wait_until(
+                    lambda: channel.basic_get(reply_to, auto_ack=True)[0] is not None,
+                    timeout=5,
+                    interval=0,
+                    what="the reply",
+                )
     if direct:
         connection.process_data_events(0.2)
     connection.close()

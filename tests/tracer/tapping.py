@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,6 +17,7 @@ from django.db import connection
 
 from rabbit import amqp
 from rabbit.brokers import default_broker
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,17 +33,6 @@ def database_url():
     host = settings.get("HOST") or "127.0.0.1"
     port = settings.get("PORT") or 5432
     return f"postgres://{auth}@{host}:{port}/{settings['NAME']}"
-
-
-def wait_for(predicate, timeout=15.0, every=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(every)
 
 
 class TapProcess:
@@ -78,7 +67,7 @@ class TapProcess:
             session = TapSession.objects.filter(pid=self.process.pid).first()
             return session and all((session.connected or {}).get(v) for v in self.vhosts)
 
-        wait_for(connected, timeout, message="the tap to connect")
+        wait_until(connected, timeout, what="the tap to connect")
 
     def session(self):
         from tracer.models import TapSession

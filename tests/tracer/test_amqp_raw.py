@@ -5,9 +5,12 @@ import decimal
 import select
 import time
 
+import pytest
+
 from rabbit import amqp
 from rabbit.brokers import default_broker
 from rabbit.raw import AMQPRawError, TraceConsumer
+from tests.polling import wait_until
 from tests.tracer.tapping import client
 
 HEADERS = {
@@ -31,9 +34,16 @@ def _consume_all(vhost, queue, count, prefetch=100, timeout=10.0):
     consumer = TraceConsumer(default_broker().amqp_url(), vhost=vhost, name="test-raw").connect()
     consumer.consume(queue, prefetch)
     got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
+
+    def all_came():
         got.extend(consumer.poll(0.1))
+        return len(got) >= count
+
+    try:
+        wait_until(all_came, timeout=timeout, interval=0, what=f"{count} deliveries from {queue}")
+    except AssertionError:
+        consumer.close()
+        raise
     return consumer, got
 
 
@@ -76,12 +86,15 @@ def test_it_acks_multiple_so_nothing_comes_back(scratch_vhost):
     consumer = TraceConsumer(default_broker().amqp_url(), vhost=scratch_vhost).connect()
     consumer.consume("raw-ack", 20)  # fewer than there are: acks make room for the rest
     got = []
-    deadline = time.monotonic() + 10
-    while len(got) < 50 and time.monotonic() < deadline:
+
+    def all_came():
         batch = consumer.poll(0.1)
         if batch:
             got.extend(batch)
             consumer.ack(batch[-1].tag)
+        return len(got) >= 50
+
+    wait_until(all_came, timeout=10, interval=0, what="50 deliveries, acked as they came")
     assert [delivery.body for delivery in got] == [str(n).encode() for n in range(50)]
     consumer.close()
     time.sleep(0.2)
@@ -106,13 +119,14 @@ def test_it_reports_a_missing_queue_and_a_deleted_one(scratch_vhost, mgmt):
     consumer = TraceConsumer(default_broker().amqp_url(), vhost=scratch_vhost).connect()
     consumer.consume("raw-gone", 10)
     mgmt.delete_queue(scratch_vhost, "raw-gone")
-    deadline = time.monotonic() + 5
     try:
-        while time.monotonic() < deadline:
-            consumer.poll(0.1)
-        raise AssertionError("a cancelled consumer must be reported")
-    except AMQPRawError as error:
-        assert "cancelled" in str(error)
+        with pytest.raises(AMQPRawError, match="cancelled"):
+            wait_until(
+                lambda: consumer.poll(0.1) is None,  # a list: never; polled until it raises
+                timeout=5,
+                interval=0,
+                what="the cancelled consumer to be reported",
+            )
     finally:
         consumer.close()
 

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from tests.polling import wait_until
 from tests.tracer.rpc import sequential_calls
-from tests.tracer.tapping import TapProcess, tracing_on, wait_for
+from tests.tracer.tapping import TapProcess, tracing_on
 from tracer.models import Flow, TapGap
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -32,28 +33,32 @@ def broker_answers(mgmt):
 def test_it_comes_back_after_a_broker_restart(scratch_vhost, mgmt):
     with TapProcess(scratch_vhost) as tap:
         sequential_calls(scratch_vhost, 5)
-        wait_for(lambda: Flow.objects.filter(status="complete").count() == 5)
+        wait_until(
+            lambda: Flow.objects.filter(status="complete").count() == 5,
+            timeout=15.0,
+            what="5 complete flows",
+        )
         stopped_at = time.time()
         try:
             assert rabbitmqctl("stop_app").returncode == 0
         finally:
             started = rabbitmqctl("start_app")
-            wait_for(lambda: broker_answers(mgmt), timeout=30, every=0.2, message="the broker")
+            wait_until(lambda: broker_answers(mgmt), timeout=30, interval=0.2, what="the broker")
         assert started.returncode == 0, started.stderr
         # A full restart forgets tracing; stop_app keeps it, so forget it here as one would.
         mgmt.set_tracing(scratch_vhost, False)
-        wait_for(
+        wait_until(
             lambda: tracing_on(mgmt, scratch_vhost),
             timeout=30,
-            every=0.2,
-            message="the tap to switch tracing back on",
+            interval=0.2,
+            what="the tap to switch tracing back on",
         )
         tap.wait_connected(timeout=30)
         sequential_calls(scratch_vhost, 5)
-        wait_for(
+        wait_until(
             lambda: Flow.objects.filter(status="complete").count() == 10,
             timeout=20,
-            message="flows after the restart",
+            what="flows after the restart",
         )
         assert tap.process.poll() is None
     gap = TapGap.objects.filter(vhost=scratch_vhost).order_by("started_at").first()

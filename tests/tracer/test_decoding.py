@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from rabbit import amqp
-from tests.tracer.tapping import client, wait_for
+from tests.polling import wait_until
+from tests.tracer.tapping import client
 from tracer.tap.decoding import decode, recover_timestamp, restore_amqp_value
 from tracer.times import now_us
 
@@ -53,7 +54,7 @@ def read_trace(channel, count, limit=65536):
             )
         return len(frames) >= count
 
-    wait_for(more, timeout=10, every=0.01, message=f"{count} trace events")
+    wait_until(more, timeout=10, interval=0.01, what=f"{count} trace events")
     return frames
 
 

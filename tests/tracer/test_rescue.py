@@ -1,11 +1,10 @@
 """tracer.tap.rescue: a trace message read through the management API becomes an event."""
 
-import time
-
 import pytest
 
 from rabbit import amqp
 from rabbit.brokers import default_amqp_url
+from tests.polling import wait_until
 from tracer.tap import rescue
 from tracer.tap.reader import declare_tap_queue
 
@@ -24,12 +23,12 @@ def traced_queue(scratch_vhost, mgmt):
 
 
 def _wait_depth(mgmt, vhost, queue, count):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if len(mgmt.peek(vhost, queue, count=count + 1)) >= count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{queue} never held {count} messages")
+    wait_until(
+        lambda: len(mgmt.peek(vhost, queue, count=count + 1)) >= count,
+        timeout=10,
+        interval=0.1,
+        what=f"{count} messages in {queue}",
+    )
 
 
 def test_it_rebuilds_the_event_with_binary_headers_and_body(traced_queue, mgmt):

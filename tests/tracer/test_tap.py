@@ -7,8 +7,9 @@ import time
 import pytest
 
 from rabbit import amqp
+from tests.polling import wait_until
 from tests.tracer.rpc import EchoServer, sequential_calls, timed_calls
-from tests.tracer.tapping import TapProcess, client, tracing_on, wait_for
+from tests.tracer.tapping import TapProcess, client, tracing_on
 from tracer.models import Flow, Message, TapGap, TapSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +23,7 @@ def test_it_traces_calls_into_complete_flows_with_four_events(scratch_vhost, mgm
     with TapProcess(scratch_vhost) as tap:
         assert tracing_on(mgmt, scratch_vhost)
         ids = sequential_calls(scratch_vhost, 20)
-        wait_for(flows_complete(scratch_vhost, 20), message="20 complete flows")
+        wait_until(flows_complete(scratch_vhost, 20), what="20 complete flows", timeout=15.0)
         session = tap.session()
     assert tap.process.returncode == 0
     for corr in ids:
@@ -46,7 +47,7 @@ def test_it_traces_calls_into_complete_flows_with_four_events(scratch_vhost, mgm
 def test_it_completes_direct_reply_to_flows_without_a_reply_delivery(scratch_vhost):
     with TapProcess(scratch_vhost):
         ids = sequential_calls(scratch_vhost, 5, direct=True)
-        wait_for(flows_complete(scratch_vhost, 5), message="direct reply-to flows")
+        wait_until(flows_complete(scratch_vhost, 5), what="direct reply-to flows", timeout=15.0)
     for corr in ids:
         flow = Flow.objects.get(correlation_id=corr)
         assert flow.reply_to.startswith("amq.rabbitmq.reply-to.")
@@ -58,9 +59,10 @@ def test_it_completes_direct_reply_to_flows_without_a_reply_delivery(scratch_vho
 def test_it_counts_duplicate_replies(scratch_vhost):
     with TapProcess(scratch_vhost):
         (corr,) = sequential_calls(scratch_vhost, 1, replies_per_call=2)
-        wait_for(
+        wait_until(
             lambda: Flow.objects.filter(correlation_id=corr, replies=2).exists(),
-            message="two replies counted",
+            what="two replies counted",
+            timeout=15.0,
         )
     assert Message.objects.filter(flow_id=Flow.objects.get().id).count() == 6
 
@@ -68,16 +70,17 @@ def test_it_counts_duplicate_replies(scratch_vhost):
 def test_it_pairs_without_correlation_id_by_reply_to(scratch_vhost):
     with TapProcess(scratch_vhost):
         sequential_calls(scratch_vhost, 4, correlation=False)
-        wait_for(flows_complete(scratch_vhost, 4), message="reply_to pairing")
+        wait_until(flows_complete(scratch_vhost, 4), what="reply_to pairing", timeout=15.0)
     assert set(Flow.objects.values_list("pairing", flat=True)) == {"reply_to"}
 
 
 def test_it_times_out_a_request_then_completes_it_late(scratch_vhost):
     with TapProcess(scratch_vhost, args=["--rpc-timeout", "1"]):
         (corr,) = sequential_calls(scratch_vhost, 1, answer=False, direct=True)
-        wait_for(
+        wait_until(
             lambda: Flow.objects.filter(correlation_id=corr, status="timeout").exists(),
-            message="the timeout",
+            what="the timeout",
+            timeout=15.0,
         )
         request = Message.objects.get(correlation_id=corr, event="publish")
         connection = client(scratch_vhost)
@@ -85,9 +88,10 @@ def test_it_times_out_a_request_then_completes_it_late(scratch_vhost):
             "", request.reply_to, b"late", amqp.properties(correlation_id=corr)
         )
         connection.close()
-        wait_for(
+        wait_until(
             lambda: Flow.objects.filter(correlation_id=corr, status="complete").exists(),
-            message="the late completion",
+            what="the late completion",
+            timeout=15.0,
         )
     flow = Flow.objects.get(correlation_id=corr)
     assert flow.late is True and flow.latency_ms > 1000
@@ -99,7 +103,7 @@ def test_it_measures_what_the_client_measures(scratch_vhost):
         server.start()
         server.ready.wait(5)
         measured = timed_calls(scratch_vhost, 60)
-        wait_for(flows_complete(scratch_vhost, len(measured)), message="timed flows")
+        wait_until(flows_complete(scratch_vhost, len(measured)), what="timed flows", timeout=15.0)
     server.stop()
     traced = dict(
         Flow.objects.filter(correlation_id__in=measured).values_list(
@@ -129,7 +133,11 @@ def test_it_marks_backlog_and_records_drops_while_away(scratch_vhost):
         channel.basic_publish("", "nowhere", b"%d" % index)
     connection.close()
     with TapProcess(scratch_vhost, env=env) as tap:
-        wait_for(lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 20)
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 20,
+            timeout=15.0,
+            what="20 events stored",
+        )
         session = tap.session()
     bodies = list(Message.objects.order_by("id").values_list("body", "backlog"))
     assert [bytes(body) for body, _ in bodies] == [b"%d" % i for i in range(30, 50)]
@@ -143,8 +151,12 @@ def test_it_marks_backlog_and_records_drops_while_away(scratch_vhost):
 def test_it_switches_tracing_back_on_and_records_the_gap(scratch_vhost, mgmt):
     with TapProcess(scratch_vhost):
         mgmt.set_tracing(scratch_vhost, False)
-        wait_for(lambda: tracing_on(mgmt, scratch_vhost), timeout=15, message="tracing back on")
-        wait_for(lambda: TapGap.objects.filter(reason="tracing was off").exists())
+        wait_until(lambda: tracing_on(mgmt, scratch_vhost), timeout=15, what="tracing back on")
+        wait_until(
+            lambda: TapGap.objects.filter(reason="tracing was off").exists(),
+            timeout=15.0,
+            what="the gap while tracing was off",
+        )
 
 
 def test_it_survives_hostile_input(scratch_vhost, settings):
@@ -174,9 +186,10 @@ def test_it_survives_hostile_input(scratch_vhost, settings):
             )
         channel.basic_publish("", "after", b"still alive")
         connection.close()
-        wait_for(
+        wait_until(
             lambda: Message.objects.filter(vhost=scratch_vhost).count() == 6,
-            message="all hostile events",
+            what="all hostile events",
+            timeout=15.0,
         )
         assert tap.process.poll() is None
     big = Message.objects.get(body_size=10_240_000)
@@ -205,18 +218,19 @@ def test_it_loses_nothing_when_killed_mid_burst(scratch_vhost):
     done = threading.Event()
     sender = threading.Thread(target=_burst, args=(scratch_vhost, count, done))
     sender.start()
-    wait_for(
+    wait_until(
         lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 400,
-        message="the burst under way",
+        what="the burst under way",
+        timeout=15.0,
     )
     tap.kill()
     sender.join(60)
     assert done.is_set()
     with TapProcess(scratch_vhost):
-        wait_for(
+        wait_until(
             lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 2 * count,
             timeout=60,
-            message="every event stored",
+            what="every event stored",
         )
         time.sleep(0.5)
     assert Message.objects.filter(vhost=scratch_vhost).count() == 2 * count
@@ -242,9 +256,10 @@ def test_it_marks_events_it_sees_again_after_a_crash_between_commit_and_ack(scra
     first_batch = Message.objects.filter(vhost=scratch_vhost).count()
     assert first_batch > 0
     with TapProcess(scratch_vhost):
-        wait_for(
+        wait_until(
             lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 300,
-            message="all 300 events",
+            what="all 300 events",
+            timeout=15.0,
         )
         time.sleep(0.5)
     assert Message.objects.filter(vhost=scratch_vhost).count() == 300
@@ -257,7 +272,7 @@ def test_it_shares_one_tap_queue_between_two_tap_processes(scratch_vhost):
     try:
         second.start()
         ids = sequential_calls(scratch_vhost, 60)
-        wait_for(flows_complete(scratch_vhost, 60), timeout=30, message="60 complete flows")
+        wait_until(flows_complete(scratch_vhost, 60), timeout=30, what="60 complete flows")
         sessions = [first.session(), second.session()]
     finally:
         first.stop()
@@ -295,12 +310,22 @@ def test_it_follows_vhosts_created_and_deleted_with_star(scratch_vhost, mgmt, mo
     runner = threading.Thread(target=tap.run)
     runner.start()
     try:
-        wait_for(lambda: scratch_vhost in tap.readers and tap.readers[scratch_vhost].connected)
+        wait_until(
+            lambda: scratch_vhost in tap.readers and tap.readers[scratch_vhost].connected,
+            timeout=15.0,
+            what="the reader of the first vhost connected",
+        )
         listing.names = [scratch_vhost, second]
-        wait_for(lambda: second in tap.readers and tap.readers[second].connected)
+        wait_until(
+            lambda: second in tap.readers and tap.readers[second].connected,
+            timeout=15.0,
+            what="the reader of the second vhost connected",
+        )
         assert tracing_on(mgmt, second)
         listing.names = [second]
-        wait_for(lambda: scratch_vhost not in tap.readers, message="the reader to retire")
+        wait_until(
+            lambda: scratch_vhost not in tap.readers, what="the reader to retire", timeout=15.0
+        )
     finally:
         tap.stop()
         runner.join(30)

@@ -7,7 +7,8 @@ import statistics
 import pytest
 
 from rabbit.brokers import default_amqp_url
-from tests.tracer.tapping import TapProcess, wait_for
+from tests.polling import wait_until
+from tests.tracer.tapping import TapProcess
 from tracer.models import Flow, Message
 from workloads import run_bounded
 
@@ -18,10 +19,10 @@ def run_traced(vhost, name, calls, tap_args=(), **options):
     with TapProcess(vhost, args=list(tap_args)):
         result = run_bounded(name, default_amqp_url(), vhost, calls=calls, timeout_s=15, **options)
         expected = sum(1 for call in result.calls if call.replies)
-        wait_for(
+        wait_until(
             lambda: Flow.objects.filter(vhost=vhost, status="complete").count() >= expected,
             timeout=15,
-            message=f"{expected} complete flows of {name}",
+            what=f"{expected} complete flows of {name}",
         )
         settle(vhost)
     return result
@@ -36,7 +37,7 @@ def settle(vhost):
         same, last[0] = count == last[0], count
         return same
 
-    wait_for(quiet, timeout=15, every=0.4, message="the tap to catch up")
+    wait_until(quiet, timeout=15, interval=0.4, what="the tap to catch up")
 
 
 def flow_of(call):
@@ -134,7 +135,7 @@ def test_it_times_out_unanswered_calls_and_counts_a_redelivery(scratch_vhost):
     for call in result.calls:
         by_behaviour.setdefault(json.loads(call.request_body)["simulate"], []).append(call)
     (never,) = by_behaviour["never"]
-    wait_for(lambda: flow_of(never).status == "timeout", timeout=10, message="the timeout")
+    wait_until(lambda: flow_of(never).status == "timeout", timeout=10, what="the timeout")
     (late,) = by_behaviour["late"]
     late_flow = flow_of(late)
     assert late_flow.status == "complete" and late_flow.late is True
