@@ -1,33 +1,21 @@
 """Helpers for broker-console tests: bounded waits on the management API's statistics.
 
 The management API refreshes its figures every 5 s (collect_statistics_interval),
-so a count read right after a publish may still be the old one. wait_for polls
-with a bound; it fails with the last value seen, never hangs.
+so a count read right after a publish may still be the old one. Waits on it
+(tests.polling.wait_until with STATS_WAIT) are bounded at 12 s, ask every 0.5 s,
+and take a queue or connection the broker does not know yet as not yet there.
 """
 
-import time
+from typing import Any
 
 from rabbit.management_http import BrokerNotFound
+from tests.polling import wait_until
 
 HOSTILE_QUEUE = 'q <script>alert("q")</script> / 50% ü'
 HOSTILE_EXCHANGE = 'ex <b>"x"</b> / 100% é'
 HOSTILE_KEY = "k.<i>.#"
 
-
-def wait_for(fetch, predicate, timeout=12.0, interval=0.5, what="the condition"):
-    """Poll fetch() until predicate(value) holds; returns the value or fails with it."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while True:
-        try:
-            value = fetch()
-        except BrokerNotFound as error:
-            value = error
-        if not isinstance(value, Exception) and predicate(value):
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"waited {timeout:.0f} s for {what}; last seen: {value!r}")
-        time.sleep(interval)
+STATS_WAIT: dict[str, Any] = {"timeout": 12.0, "interval": 0.5, "ignoring": (BrokerNotFound,)}
 
 
 def messages_in(mgmt, vhost, queue):
@@ -37,21 +25,21 @@ def messages_in(mgmt, vhost, queue):
 
 def wait_for_messages(mgmt, vhost, queue, expected, timeout=12.0):
     """Wait until the management API reports exactly `expected` messages in queue."""
-    return wait_for(
+    return wait_until(
         lambda: messages_in(mgmt, vhost, queue),
-        lambda count: count == expected,
-        timeout=timeout,
+        check=lambda count: count == expected,
         what=f"{expected} messages in {queue!r}",
+        **(STATS_WAIT | {"timeout": timeout}),
     )
 
 
 def wait_for_stats(mgmt, vhost, queue, timeout=12.0):
     """Wait until the broker has statistics for a new queue."""
-    return wait_for(
+    return wait_until(
         lambda: mgmt.queue(vhost, queue),
-        lambda raw: "messages" in raw,
-        timeout=timeout,
+        check=lambda raw: "messages" in raw,
         what=f"statistics of {queue!r}",
+        **(STATS_WAIT | {"timeout": timeout}),
     )
 
 

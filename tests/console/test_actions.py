@@ -11,7 +11,6 @@ from tests.console.helpers import (
     HOSTILE_KEY,
     HOSTILE_QUEUE,
     publish,
-    wait_for,
     wait_for_messages,
 )
 
@@ -333,4 +332,4 @@ def test_it_requires_the_csrf_token_for_actions(mgmt, operator, topology):
     publish(mgmt, topology, "orders.new", 1)
     response = client.post(reverse("queue_purge", args=[topology, "orders.new"]))
     assert response.status_code == 403
-    wait_for(lambda: mgmt.queue(topology, "orders.new").get("messages"), lambda n: n == 1)
+    wait_for_messages(mgmt, topology, "orders.new", 1)  # not purged

@@ -9,7 +9,8 @@ from console.models import AuditEntry
 from rabbit import amqp
 from rabbit.brokers import default_broker
 from rabbit.management_http import BrokerNotFound
-from tests.console.helpers import wait_for
+from tests.console.helpers import STATS_WAIT
+from tests.polling import wait_until
 
 CLIENT_NAME = "shop <b>checkout</b> ü"
 
@@ -40,14 +41,15 @@ def client_connection(mgmt, topology):
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     assert ready.wait(10)
-    connection = wait_for(
+    connection = wait_until(
         lambda: [
             c
             for c in mgmt.get(f"vhosts/{_segment(topology)}/connections") or []
             if (c.get("client_properties") or {}).get("connection_name") == CLIENT_NAME
         ],
-        lambda found: len(found) == 1 and found[0].get("channels") == 2,
+        check=lambda found: len(found) == 1 and found[0].get("channels") == 2,
         what="the client connection with its two channels",
+        **STATS_WAIT,
     )[0]
     yield connection["name"]
     stop.set()
@@ -85,12 +87,13 @@ def test_it_shows_a_connection_with_channels_and_consumers(
 
 
 def test_it_lists_channels_with_prefetch_and_consumers(viewer_client, client_connection, topology):
-    page = wait_for(
+    page = wait_until(
         lambda: viewer_client.get(
             reverse("channels"), {"vhost": topology, "sort": "consumers", "desc": "1"}
         ).content.decode(),
-        lambda html: "(1)" in html and "(2)" in html,
+        check=lambda html: "(1)" in html and "(2)" in html,
         what="both channels in the list",
+        **STATS_WAIT,
     )
     first_row = page.split("<tbody>", 1)[1].split("</tr>", 1)[0]
     assert "(1)" in first_row  # the consuming channel sorts first
@@ -109,10 +112,11 @@ def test_it_closes_a_connection_for_an_operator_and_audits_it(
     assert mgmt.connection(client_connection)["name"] == client_connection
     response = operator_client.post(url, {"reason": "maintenance <now>"})
     assert response.status_code == 302
-    wait_for(
+    wait_until(
         lambda: _exists(mgmt, client_connection),
-        lambda exists: exists is False,
+        check=lambda exists: exists is False,
         what="the connection to close",
+        **STATS_WAIT,
     )
     entry = AuditEntry.objects.filter(action="close_connection").latest("id")
     assert entry.result == "ok" and entry.detail == "reason: maintenance <now>"

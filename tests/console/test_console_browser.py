@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import ARTIFACTS, screenshot
-from tests.console.helpers import HOSTILE_QUEUE, publish, wait_for_messages
+from tests.console.helpers import HOSTILE_QUEUE, STATS_WAIT, publish, wait_for_messages
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -158,13 +159,17 @@ def test_it_shows_every_console_page_without_script_errors(
         channel = connection.channel()
         channel.basic_qos(prefetch_count=10)
         channel.basic_consume("audit.log", lambda *a: None, consumer_tag="audit-reader")
-        from tests.console.helpers import wait_for
 
         def listed():
             connection.process_data_events(time_limit=0.2)
             return mgmt.get(f"vhosts/{segment(busy_topology)}/channels") or []
 
-        wait_for(listed, lambda channels: len(channels) == 1, what="the client's channel")
+        wait_until(
+            listed,
+            check=lambda channels: len(channels) == 1,
+            what="the client's channel",
+            **STATS_WAIT,
+        )
         page = page_as(superuser)
         errors = _watch_errors(page)
         for name, shot in [

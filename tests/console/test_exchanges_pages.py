@@ -2,7 +2,8 @@
 
 from django.urls import reverse
 
-from tests.console.helpers import HOSTILE_EXCHANGE, linked_names
+from tests.console.helpers import HOSTILE_EXCHANGE, STATS_WAIT, linked_names
+from tests.polling import wait_until
 
 
 def _list(client, vhost, **params):
@@ -80,11 +81,10 @@ def test_it_shows_an_alternate_exchange_set_by_policy(viewer_client, mgmt, scrat
             "definition": {"alternate-exchange": "spill"},
         },
     )
-    from tests.console.helpers import wait_for
-
-    page = wait_for(
+    page = wait_until(
         lambda: _detail(viewer_client, scratch_vhost, "by-policy"),
-        lambda html: "(from policy)" in html,
+        check=lambda html: "(from policy)" in html,
         what="the policy's alternate exchange",
+        **STATS_WAIT,
     )
     assert ">spill</a>" in page

@@ -5,7 +5,7 @@ import json
 from django.urls import reverse
 
 from console.models import AuditEntry
-from tests.console.helpers import publish, wait_for, wait_for_messages
+from tests.console.helpers import publish, wait_for_messages
 
 
 def _peek(client, vhost, queue, count=5, htmx=False):
@@ -83,7 +83,7 @@ def test_it_explains_a_peek_at_a_queue_that_is_gone(viewer_client, topology):
 
 def test_it_renders_the_whole_page_with_results_without_htmx(viewer_client, mgmt, topology):
     publish(mgmt, topology, "orders.new", 2, body="plain ")
-    wait_for(lambda: mgmt.queue(topology, "orders.new").get("messages"), lambda n: n == 2)
+    wait_for_messages(mgmt, topology, "orders.new", 2)
     page = _peek(viewer_client, topology, "orders.new")
     assert "<html" in page
     assert page.count('<article class="message"') == 2

@@ -10,10 +10,11 @@ from tests.console.helpers import (
     HOSTILE_EXCHANGE,
     HOSTILE_KEY,
     HOSTILE_QUEUE,
+    STATS_WAIT,
     publish,
-    wait_for,
     wait_for_messages,
 )
+from tests.polling import wait_until
 
 
 def _page(client, vhost, name, **headers):
@@ -74,13 +75,14 @@ def test_it_lists_consumers_with_prefetch_and_ack_mode(viewer_client, mgmt, topo
     worker.start()
     try:
         assert ready.wait(10)
-        page = wait_for(
+        page = wait_until(
             lambda: _page(viewer_client, topology, "orders.new"),
             # The broker fills in the consumer's channel details a moment later.
-            lambda html: (
+            check=lambda html: (
                 "tag-1" in html and 'data-figure="consumers">1<' in html and "127.0.0.1:" in html
             ),
             what="the consumer, its connection and the consumer count on the queue page",
+            **STATS_WAIT,
         )
         assert 'data-figure="consumers">1<' in page
         assert '<td class="num">7</td>' in page
@@ -93,11 +95,11 @@ def test_it_lists_consumers_with_prefetch_and_ack_mode(viewer_client, mgmt, topo
 
 def test_it_draws_the_history_once_the_broker_has_samples(viewer_client, mgmt, topology):
     publish(mgmt, topology, "orders.new", 2)
-    wait_for(
+    wait_until(
         lambda: mgmt.queue(topology, "orders.new", lengths_age=600),
-        lambda raw: len((raw.get("messages_ready_details") or {}).get("samples") or []) >= 2,
-        timeout=15,
+        check=lambda raw: len((raw.get("messages_ready_details") or {}).get("samples") or []) >= 2,
         what="two samples of the queue length",
+        **(STATS_WAIT | {"timeout": 15}),
     )
     page = _page(viewer_client, topology, "orders.new")
     assert '<polyline points="' in page

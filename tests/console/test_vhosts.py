@@ -4,7 +4,8 @@ import re
 
 from django.urls import reverse
 
-from tests.console.helpers import publish, wait_for
+from tests.console.helpers import STATS_WAIT, publish
+from tests.polling import wait_until
 
 
 def _options(page):
@@ -42,14 +43,15 @@ def test_it_shows_totals_and_tracing_per_vhost(viewer_client, mgmt, topology, sc
     try:
         mgmt.set_tracing(other, True)
         publish(mgmt, topology, "orders.new", 2)
-        page = wait_for(
+        page = wait_until(
             lambda: viewer_client.get(reverse("vhosts")).content.decode(),
-            lambda html: (
+            check=lambda html: (
                 f">{topology}</a>" in html
                 and '<td class="num strong">2</td>'
                 in html.split(f">{topology}</a>", 1)[1].split("</tr>")[0]
             ),
             what="the vhost's message total",
+            **STATS_WAIT,
         )
         row = page.split(f">{topology}</a>", 1)[1].split("</tr>", 1)[0]
         cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
