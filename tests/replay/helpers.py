@@ -1,12 +1,12 @@
 """Helpers for the replay tests: captured messages in the database, queues on the real broker."""
 
-import time
 import uuid
 
 from django.test import RequestFactory
 
 from rabbit import amqp
 from rabbit.brokers import default_amqp_url
+from tests.polling import wait_until
 from tracer.models import Message
 from tracer.store import storage
 from tracer.tap.decoding import decode
@@ -84,10 +84,13 @@ class Broker:
         return self.channel.queue_declare(queue, passive=True).method.message_count
 
     def wait_depth(self, queue, at_least, timeout_s=5.0):
-        deadline = time.monotonic() + timeout_s
-        while self.depth(queue) < at_least and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.depth(queue)
+        """The queue's depth once it is at least `at_least`."""
+        return wait_until(
+            lambda: self.depth(queue),
+            check=lambda depth: depth >= at_least,
+            timeout=timeout_s,
+            what=f"{at_least} messages in {queue}",
+        )
 
     def take(self, queue, limit=10_000):
         """Every message in the queue now, as (properties, body), removed from it."""

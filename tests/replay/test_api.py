@@ -8,6 +8,7 @@ import pytest
 from console.models import ApiToken, AuditEntry
 from replay import engine, workers
 from replay.models import ReplayJob
+from tests.polling import wait_until
 from tests.replay.helpers import capture, capture_many, trace_event
 from tests.replay.worker import Worker
 
@@ -16,13 +17,15 @@ def post(client, data, **headers):
     return client.post("/api/replays", json.dumps(data), content_type="application/json", **headers)
 
 
-def wait_for(client, job_id, states, timeout_s=20.0, **headers):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        answer = client.get(f"/api/replays/{job_id}", **headers).json()
-        if answer["state"] in states or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.1)
+def wait_for_state(client, job_id, states, timeout_s=20.0, **headers):
+    """The job as the API shows it once its state is one of `states`."""
+    return wait_until(
+        lambda: client.get(f"/api/replays/{job_id}", **headers).json(),
+        check=lambda answer: answer["state"] in states,
+        timeout=timeout_s,
+        interval=0.1,
+        what=f"replay {job_id} to be {' or '.join(sorted(states))}",
+    )
 
 
 @pytest.mark.django_db
@@ -127,7 +130,7 @@ def test_it_runs_an_api_replay_on_a_real_worker(operator, client, broker, settin
         created = response.json()
         assert set(created) >= {"id", "status", "total"}
         assert (created["status"], created["total"]) == ("queued", 2)
-        answer = wait_for(client, created["id"], {"done", "failed"}, **token)
+        answer = wait_for_state(client, created["id"], {"done", "failed"}, **token)
 
     assert (answer["status"], answer["total"], answer["sent"]) == ("done", 2, 2)
     assert (answer["confirmed"], answer["failed"]) == (1, 1)
@@ -156,9 +159,11 @@ def test_it_resumes_after_the_worker_is_killed_without_sending_twice(
     with Worker() as worker:
         settings.WARREN_REPLAY_QUEUE = worker.queue
         job_id = post(operator_client, data).json()["id"]
-        deadline = time.monotonic() + 20
-        while ReplayJob.objects.get(id=job_id).confirmed < 15 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(
+            lambda: ReplayJob.objects.get(id=job_id).confirmed >= 15,
+            timeout=20,
+            what="15 confirmed before the worker is killed",
+        )
         worker.kill()
     time.sleep(workers.DEAD_PID_GRACE_S + 0.2)
 
@@ -182,7 +187,7 @@ def test_it_resumes_after_the_worker_is_killed_without_sending_twice(
             content_type="application/json",
         )
         assert resumed.status_code == 202
-        final = wait_for(operator_client, job_id, {"done", "failed", "interrupted"})
+        final = wait_for_state(operator_client, job_id, {"done", "failed", "interrupted"})
 
     assert final["state"] == "done"
     assert broker.wait_depth(queue, total) == total

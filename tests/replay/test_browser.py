@@ -2,13 +2,13 @@
 
 import json
 import threading
-import time
 
 import pytest
 
 from rabbit.brokers import default_amqp_url
 from replay import engine, jobs, spec
 from tests.conftest import screenshot
+from tests.polling import wait_until
 from tests.replay.helpers import capture_many, operator_request, trace_event
 from tests.replay.worker import Worker
 from tracer.times import now_us
@@ -25,14 +25,9 @@ def bar(page, attribute="value"):
     return int(float(page.locator("#replay-bar").get_attribute(attribute)))
 
 
-def wait_until(page, condition, timeout_s=10.0):
+def wait_for_bar(page, condition, timeout_s=10.0, what="the progress bar"):
     """The progress bar's value once `condition(value)` holds (polled every 50 ms)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = bar(page)
-        if condition(value) or time.monotonic() > deadline:
-            return value
-        page.wait_for_timeout(50)
+    return wait_until(lambda: bar(page), check=condition, timeout=timeout_s, what=what)
 
 
 def test_it_starts_a_bulk_replay_and_watches_the_progress_bar_reach_the_end(
@@ -74,10 +69,10 @@ def test_it_starts_a_bulk_replay_and_watches_the_progress_bar_reach_the_end(
 
         page.wait_for_url(f"{live_server.url}/replays/*/")
         # The page polls; its CSP forbids evaluating strings, so the test polls too.
-        seen = wait_until(page, lambda value: value > 20)
+        seen = wait_for_bar(page, lambda value: value > 20, what="the bar past 20")
         screenshot(page, "replay-running")
         assert 20 < seen < total
-        final = wait_until(page, lambda value: value == total, timeout_s=20)
+        final = wait_for_bar(page, lambda value: value == total, 20, what="the bar at the end")
         page.wait_for_selector("#replay-status:text('done')", timeout=10_000)
 
     assert final == total

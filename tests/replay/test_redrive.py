@@ -1,10 +1,9 @@
 """Dead-letter redrive: each message goes back where its x-death header says it came from."""
 
-import time
-
 import pytest
 
 from replay import engine, jobs, spec
+from tests.polling import wait_until
 from tests.replay.helpers import capture, operator_request
 
 pytestmark = pytest.mark.django_db
@@ -24,12 +23,12 @@ def dead_letter_setup(broker):
 
 def reject_one(broker, work, body):
     broker.publish("orders", "order.created", body, headers={"x-tenant": "acme"})
-    deadline = time.monotonic() + 5
-    while True:
-        method, _, _ = broker.channel.basic_get(work)
-        if method is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    method, _, _ = wait_until(
+        lambda: broker.channel.basic_get(work),
+        check=lambda got: got[0] is not None,
+        timeout=5,
+        what=f"the message in {work}",
+    )
     broker.channel.basic_reject(method.delivery_tag, requeue=False)
 
 

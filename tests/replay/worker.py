@@ -5,11 +5,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 from django.conf import settings
+
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = Path(sys.executable).with_name("celery")
@@ -70,17 +71,19 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def ready():
             if self.process.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited:\n{self.output()}")
-            if " ready." in self.output():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(
-            f"the Celery worker was not ready in {timeout_s:.0f} s:\n{self.output()}"
-        )
+            return " ready." in self.output()
+
+        try:
+            wait_until(ready, timeout=timeout_s, interval=0.1, what="the Celery worker to be ready")
+        except AssertionError as error:
+            output = self.output()
+            self.stop()
+            raise RuntimeError(f"{error}:\n{output}") from None
+        return self
 
     def output(self):
         return Path(self.log.name).read_text(errors="replace") if self.log else ""
