@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rabbit.management import ManagementClient
 from rabbit.management_http import BrokerError
+from tests.polling import wait_until
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_S = 60.0
@@ -108,12 +109,15 @@ class LocalNode:
             return False
 
     def wait_up(self, deadline):
-        while not self.answers():
+        def up():
             if self.process.poll() is not None:
                 raise RuntimeError(f"node {self.name} exited:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"node {self.name} did not start:\n{self.log_tail()}")
-            time.sleep(0.25)
+            return self.answers()
+
+        try:
+            wait_until(up, deadline - time.monotonic(), 0.25, f"node {self.name} to start")
+        except AssertionError as error:
+            raise RuntimeError(f"{error}:\n{self.log_tail()}") from None
 
     def stop(self):
         """SIGTERM (a clean stop), then SIGKILL of this node's own process group."""
@@ -184,10 +188,13 @@ class LocalCluster:
         return {node["name"] for node in nodes if node.get("running")}
 
     def wait_clustered(self, deadline):
-        while self.running_nodes() != {self.a.name, self.b.name}:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no two-node cluster: {self.running_nodes()}")
-            time.sleep(0.25)
+        wait_until(
+            self.running_nodes,
+            deadline - time.monotonic(),
+            0.25,
+            "a two-node cluster",
+            check=lambda running: running == {self.a.name, self.b.name},
+        )
 
     def stop(self):
         for node in self.nodes:  # SIGTERM to both first: they stop side by side

@@ -1,19 +1,12 @@
 """Waiting in a page whose CSP forbids eval: Playwright's wait_for_function polls with
 eval inside the page, so these helpers poll from Python with page.evaluate instead."""
 
-import time
+from tests.polling import wait_until
 
 
-def wait_until(page, function, arg=None, timeout=10.0, every=0.05):
+def wait_in_page(page, function, arg=None, timeout=10.0, every=0.05):
     """Poll the JS `function` (e.g. "n => ...") with `arg` until truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(function, arg)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {function}")
-        time.sleep(every)
+    return wait_until(lambda: page.evaluate(function, arg), timeout, every, function)
 
 
 LIVE = """() => document.getElementById('live-state').dataset.state === 'live'
@@ -23,4 +16,4 @@ LIVE = """() => document.getElementById('live-state').dataset.state === 'live'
 
 def wait_live(page, timeout=15.0):
     """Until the live page's socket is open and the tap's heartbeat has come through it."""
-    return wait_until(page, LIVE, None, timeout)
+    return wait_in_page(page, LIVE, None, timeout)

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.live import session_cookie, start_server, start_tap
 from rabbit.brokers import default_broker
 from tests.conftest import screenshot
-from tests.live.browsing import wait_live, wait_until
+from tests.live.browsing import wait_in_page, wait_live
 from tests.live.proxy import TcpProxy
 from workloads.runner import run_bounded
 
@@ -93,7 +93,7 @@ def test_it_streams_a_workloads_flows_within_two_seconds_and_shows_their_latency
 
     # Every call is on the page within two seconds of the workload's last reply...
     started = time.monotonic()
-    wait_until(
+    wait_in_page(
         page,
         "ids => ids.every(id => document.getElementById('live-rows').textContent.includes(id))",
         correlation_ids,
@@ -103,7 +103,7 @@ def test_it_streams_a_workloads_flows_within_two_seconds_and_shows_their_latency
     # ...and each row came within two seconds of the tap stamping its event.
     delays = page.evaluate("window.WarrenLive.delays")
     assert delays and max(delays) < 2_000
-    wait_until(page, "n => document.querySelectorAll('#live-rows .pill.ok').length >= n", 12)
+    wait_in_page(page, "n => document.querySelectorAll('#live-rows .pill.ok').length >= n", 12)
     rows = page.locator("#live-rows tr.live-row")
     assert rows.count() == 12
     assert "rpc_queue" in rows.first.inner_text()
@@ -116,11 +116,11 @@ def test_it_streams_a_workloads_flows_within_two_seconds_and_shows_their_latency
     chosen = correlation_ids[3]
     page.fill("input[name=correlation_id]", chosen)
     page.press("input[name=correlation_id]", "Enter")
-    wait_until(page, "() => document.querySelectorAll('#live-rows tr.live-row').length === 1")
+    wait_in_page(page, "() => document.querySelectorAll('#live-rows tr.live-row').length === 1")
     assert chosen in rows.first.inner_text()
     assert f"correlation_id={chosen}" in page.url
     subscribed = "() => document.getElementById('live-bar').dataset.filter || ''"
-    assert wait_until(page, subscribed) == f"vhost {scratch_vhost}, correlation id {chosen}"
+    assert wait_in_page(page, subscribed) == f"vhost {scratch_vhost}, correlation id {chosen}"
 
     row = rows.first
     row.locator("td").nth(5).click()  # a click on the row opens the flow's timeline
@@ -132,13 +132,13 @@ def test_it_streams_a_workloads_flows_within_two_seconds_and_shows_their_latency
     wait_live(page)
     before = page.locator("#live-rows tr.live-row").count()
     result = run_bounded("fibonacci", amqp_url, scratch_vhost, calls=2)
-    wait_until(
+    wait_in_page(
         page,
         "ids => ids.every(id => document.getElementById('live-rows').textContent.includes(id))",
         [call.correlation_id for call in result.calls],
         timeout=3.0,
     )
-    wait_until(
+    wait_in_page(
         page, "n => document.querySelectorAll('#live-rows tr.live-row').length >= n", before + 8
     )
     assert "queue rpc_queue" in page.locator("#live-rows").inner_text()
@@ -176,7 +176,9 @@ def test_it_says_the_live_feed_is_interrupted_while_redis_is_away_and_reconnects
 
         proxy.stop()
         try:
-            wait_until(page, "() => !document.getElementById('live-interrupted').hidden", None, 10)
+            wait_in_page(
+                page, "() => !document.getElementById('live-interrupted').hidden", None, 10
+            )
         except AssertionError:
             raise AssertionError(
                 "no interruption shown; the server said:\n" + server.output()
@@ -191,7 +193,7 @@ def test_it_says_the_live_feed_is_interrupted_while_redis_is_away_and_reconnects
         amqp_url = default_broker().amqp_url()
         result = run_bounded("fibonacci", amqp_url, scratch_vhost, calls=1)
         (call,) = result.calls
-        wait_until(
+        wait_in_page(
             page,
             "id => document.getElementById('live-rows').textContent.includes(id)",
             call.correlation_id,

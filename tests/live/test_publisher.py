@@ -12,6 +12,7 @@ from tests.conftest import unique_name
 from tests.live.events import event, rpc_call
 from tests.live.listen import Listener, events_of
 from tests.live.proxy import TcpProxy
+from tests.polling import wait_until
 from tracer.live import publish as live
 from tracer.store import storage
 from tracer.times import now_us
@@ -134,15 +135,6 @@ def _numbered(events, first):
     return events
 
 
-def _wait(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _keys(frames, vhost):
     return {m["routing_key"] for m in events_of(frames, "live.messages", vhost)}
 
@@ -160,7 +152,7 @@ def test_it_never_blocks_the_tap_while_redis_is_away_and_recovers(listener, publ
     try:
         sender.publish_batch(_numbered(rpc_call(vhost, routing_key="before")[1], 1))
         listener.collect(lambda got: "before" in _keys(got, vhost))
-        assert _wait(lambda: sender.stats()["redis_ok"] is True)
+        wait_until(lambda: sender.stats()["redis_ok"] is True, 5, 0.02, "Redis reachable")
 
         proxy.stop()
         lost = _numbered(rpc_call(vhost, routing_key="lost")[1], 10)
@@ -168,20 +160,24 @@ def test_it_never_blocks_the_tap_while_redis_is_away_and_recovers(listener, publ
         for _ in range(50):
             sender.publish_batch(lost)
         assert time.monotonic() - started < 0.05  # the tap never waits for Redis
-        assert _wait(lambda: sender.stats()["send_errors"] > 0)
+        wait_until(lambda: sender.stats()["send_errors"] > 0, 5, 0.02, "a send error counted")
         stats = sender.stats()
         assert stats["redis_ok"] is False
         assert stats["dropped"] >= 4
 
         proxy.start()
         after = _numbered(rpc_call(vhost, routing_key="after")[1], 20)
-        deadline = time.monotonic() + 15
-        while "after" not in _keys(listener.frames, vhost) and time.monotonic() < deadline:
+
+        def after_came_through():
+            if "after" in _keys(listener.frames, vhost):
+                return True
             sender.publish_batch(after)
             listener.collect(lambda got: "after" in _keys(got, vhost), timeout=0.5)
-        assert "after" in _keys(listener.frames, vhost)
+            return "after" in _keys(listener.frames, vhost)
+
+        wait_until(after_came_through, 15, 0, "events published after Redis came back")
         assert "lost" not in _keys(listener.frames, vhost)
-        assert _wait(lambda: sender.stats()["redis_ok"] is True)
+        wait_until(lambda: sender.stats()["redis_ok"] is True, 5, 0.02, "Redis reachable")
     finally:
         proxy.stop()
 
@@ -199,7 +195,9 @@ def test_it_sends_nothing_for_a_stream_no_page_watches(publisher):
 
         frames = only_flows.collect(lambda got: events_of(got, "live.flows", vhost))
         assert events_of(frames, "live.flows", vhost)
-        assert _wait(lambda: sender.stats()["unwatched"] == 4)  # the four messages
+        wait_until(
+            lambda: sender.stats()["unwatched"] == 4, 5, 0.02, "the four messages counted unwatched"
+        )
         assert sender.stats()["dropped"] == 0
     finally:
         only_flows.close()

@@ -1,10 +1,9 @@
 """Helpers for the seed-workload tests: the broker's AMQP URL and a queue check that waits."""
 
-import time
-
 import pytest
 
 from rabbit.brokers import default_amqp_url
+from tests.polling import wait_until
 
 
 @pytest.fixture
@@ -13,10 +12,12 @@ def amqp_url():
 
 
 def queues_left(mgmt, vhost, wait_s=5.0):
-    """Queue names still in `vhost`, waiting a little for exclusive ones to go with their owners."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        names = sorted(queue["name"] for queue in mgmt.queues(vhost))
-        if not names or time.monotonic() > deadline:
-            return names
-        time.sleep(0.2)
+    """Queue names still in `vhost`: none, once exclusive ones have gone with their owners
+    (the wait fails, naming those left, if some are still there after `wait_s`)."""
+    return wait_until(
+        lambda: sorted(queue["name"] for queue in mgmt.queues(vhost)),
+        check=lambda names: not names,
+        timeout=wait_s,
+        interval=0.2,
+        what=f"no queue left in {vhost!r}",
+    )

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from rabbit.management_http import segment
 from tests.conftest import unique_name
+from tests.polling import wait_until
 from workloads import WORKLOADS
 
 PROJECT = Path(settings.BASE_DIR)
@@ -76,21 +77,25 @@ def test_it_creates_its_vhost_traces_when_asked_and_stops_on_sigterm(mgmt):
         assert mgmt.vhost(vhost)["tracing"] is True
         # The workloads connect in no set order: wait for all of them.
         expected = {"demo weather client", "demo sports daemon", "demo sender", "demo receiver 2"}
-        deadline = time.monotonic() + 15
-        names = []
-        while time.monotonic() < deadline and not expected <= set(names):
-            time.sleep(0.5)
-            names = _connection_names(mgmt, vhost)
-        assert expected <= set(names)
+        wait_until(
+            lambda: _connection_names(mgmt, vhost),
+            check=lambda names: expected <= set(names),
+            timeout=15,
+            interval=0.5,
+            what=f"the connections {sorted(expected)}",
+        )
 
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=15)
         assert process.returncode == 0, err
         assert "Stopped. weather" in out
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _connection_names(mgmt, vhost):
-            time.sleep(0.5)
-        assert _connection_names(mgmt, vhost) == []
+        wait_until(
+            lambda: _connection_names(mgmt, vhost),
+            check=lambda names: names == [],
+            timeout=10,
+            interval=0.5,
+            what="the workloads' connections to close",
+        )
     finally:
         if process.poll() is None:
             process.kill()

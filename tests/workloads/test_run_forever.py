@@ -1,21 +1,12 @@
 """A workload left running (the demo) rides out dropped connections and bad messages."""
 
 import threading
-import time
 
 import pytest
 
 from rabbit.management_http import segment
+from tests.polling import wait_until
 from workloads import WORKLOADS, Ledger
-
-
-def _wait_for(condition, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 @pytest.fixture
@@ -31,7 +22,7 @@ def fibonacci_running(scratch_vhost, amqp_url):
     )
     thread.start()
     try:
-        assert _wait_for(lambda: ledger.answered_count >= 5, 10), "no answers at all"
+        wait_until(lambda: ledger.answered_count >= 5, 10, 0.1, "5 answers from the workload")
         yield ledger
     finally:
         stop.set()
@@ -49,20 +40,22 @@ def test_it_keeps_serving_after_the_broker_closes_its_connections(
         return mgmt.get(f"vhosts/{segment(scratch_vhost)}/connections")
 
     # The management API lists a new connection after its next statistics tick.
-    assert _wait_for(lambda: len(connections()) == 2, 10)  # the server and the client
+    wait_until(
+        lambda: len(connections()) == 2, 10, 0.1, "the server's and the client's connections"
+    )
     first = connections()
     for connection in first:
         mgmt.close_connection(connection["name"])
     before = ledger.answered_count
 
-    assert _wait_for(lambda: ledger.answered_count >= before + 10, 20)
+    wait_until(lambda: ledger.answered_count >= before + 10, 20, 0.1, "10 answers more")
     closed = {c["name"] for c in first}
 
     def reconnected():
         now = connections()
         return len(now) == 2 and closed.isdisjoint(c["name"] for c in now)
 
-    assert _wait_for(reconnected, 10)
+    wait_until(reconnected, 10, 0.1, "both connections opened again")
     assert {c["client_properties"]["connection_name"] for c in connections()} == {
         "demo fibonacci server 1",
         "demo fibonacci client",
@@ -87,9 +80,8 @@ def test_it_answers_a_malformed_request_with_an_error_and_keeps_serving(
     def error_reply():
         return mgmt.peek(scratch_vhost, "bad-replies", count=1)
 
-    assert _wait_for(lambda: error_reply() != [], 10)
-    (reply,) = error_reply()
+    (reply,) = wait_until(error_reply, 10, 0.1, "the error reply in bad-replies")
     assert reply["properties"]["correlation_id"] == "bad-1"
     assert "bad request" in reply["payload"]
     before = ledger.answered_count
-    assert _wait_for(lambda: ledger.answered_count >= before + 5, 10)
+    wait_until(lambda: ledger.answered_count >= before + 5, 10, 0.1, "5 answers more")
