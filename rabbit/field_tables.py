@@ -2,8 +2,10 @@
 
 The decoder yields the same Python values as pika's (long strings as text
 when they are UTF-8, `x` as bytes, `T` as an aware datetime, `D` as a
-Decimal; floats stay floats) at a fraction of its cost: the tap decodes
-every trace message's headers with it (rabbit/raw.py).
+Decimal) at a fraction of its cost, with two differences: floats stay floats
+(pika truncates them to integers), and a `T` beyond datetime's range stays its
+number of seconds (pika raises). The tap decodes every trace message's headers with
+it (rabbit/raw.py).
 """
 
 import datetime
@@ -99,7 +101,12 @@ def _value(data: bytes, offset: int) -> tuple[FieldValue, int]:
         return _F64(data, offset)[0], offset + 8
     if kind == 84:  # T timestamp
         seconds = _U64(data, offset)[0]
-        return datetime.datetime.fromtimestamp(seconds, datetime.UTC), offset + 8
+        try:
+            return datetime.datetime.fromtimestamp(seconds, datetime.UTC), offset + 8
+        except (OverflowError, ValueError, OSError):
+            # Past the year 9999 (pika raises here): the seconds as they came,
+            # so the rest of the table is still read.
+            return seconds, offset + 8
     if kind == 68:  # D decimal
         scale = data[offset]
         raw = _I32(data, offset + 1)[0]

@@ -94,9 +94,11 @@ def _kernel_stamp_ns(ancillary: Iterable[tuple[int, int, bytes]]) -> int | None:
 class Delivery:
     """One message: delivery tag, redelivered, routing key, headers, body, and `raw`:
     the encoded properties as they came (they identify the message again on a
-    redelivery)."""
+    redelivery). `header_error` says why `headers` is None when the broker sent a
+    header table that cannot be read: the message is still delivered (and acked
+    once stored), so one unreadable table can never stop the tap."""
 
-    __slots__ = ("tag", "redelivered", "routing_key", "headers", "body", "raw")
+    __slots__ = ("tag", "redelivered", "routing_key", "headers", "body", "raw", "header_error")
 
     tag: int
     redelivered: bool
@@ -104,6 +106,7 @@ class Delivery:
     headers: FieldTable | None
     body: bytes
     raw: bytes
+    header_error: str | None
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class Delivery:
         headers: FieldTable | None,
         body: bytes,
         raw: bytes,
+        header_error: str | None = None,
     ) -> None:
         self.tag = tag
         self.redelivered = redelivered
@@ -120,6 +124,7 @@ class Delivery:
         self.headers = headers
         self.body = body
         self.raw = raw
+        self.header_error = header_error
 
 
 @dataclass(slots=True)
@@ -138,6 +143,7 @@ class _Partial:
     parts: list[bytes]  # the body frames so far
     got: int  # bytes of body so far
     raw: bytes  # the encoded properties, as they came
+    header_error: str | None  # why `headers` could not be read
 
 
 class TraceConsumer:
@@ -402,6 +408,7 @@ class TraceConsumer:
                             partial.headers,
                             body,
                             partial.raw,
+                            partial.header_error,
                         )
                     )
                     partial = None
@@ -413,14 +420,19 @@ class TraceConsumer:
                     offset += 1 + data[offset]  # past the exchange
                     length = data[offset]
                     routing_key = data[offset + 1 : offset + 1 + length]
-                    partial = _Partial(tag, bool(redelivered), routing_key, None, 0, [], 0, b"")
+                    partial = _Partial(
+                        tag, bool(redelivered), routing_key, None, 0, [], 0, b"", None
+                    )
                 else:
                     self._partial = partial
                     self._other_method(channel, data[start:end])
             elif kind == FRAME_HEADER:
                 _class, _weight, body_size, flags = _CONTENT(data, start)
                 assert partial is not None, "a content frame came without its Basic.Deliver"
-                partial.headers = headers_of(data, start + 14, flags)
+                try:
+                    partial.headers = headers_of(data, start + 14, flags)
+                except Exception as error:  # noqa: BLE001 - whatever the bytes, read on
+                    partial.header_error = f"{type(error).__name__}: {error}"[:500]
                 partial.size = body_size
                 partial.raw = data[start + 14 : end]
                 if body_size == 0:
@@ -432,6 +444,7 @@ class TraceConsumer:
                             partial.headers,
                             b"",
                             partial.raw,
+                            partial.header_error,
                         )
                     )
                     partial = None

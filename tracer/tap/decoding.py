@@ -326,6 +326,10 @@ def _string_list(value: object) -> list[str] | None:
     return [text(item) for item in value]
 
 
+class HeaderTableError(ValueError):
+    """The reader could not read a trace message's header table (rabbit/raw.py)."""
+
+
 def decode(
     routing_key: str | bytes,
     headers: Headers | None,
@@ -334,19 +338,33 @@ def decode(
     body_limit: int,
     tap_redelivered: bool = False,
     header_bytes: bytes | None = None,
+    header_error: str | None = None,
+    vhost: str = "",
 ) -> Captured:
     """One trace message (routing key, headers table, body) as a Captured event.
 
     `header_bytes`: the encoded header table as it came off the wire, when the
     reader has it (rabbit/raw.py): it identifies the trace message for
-    duplicate detection without encoding the headers again.
+    duplicate detection without encoding the headers again. `header_error`:
+    why the reader could not read that table; the event is then kept with the
+    reason in its properties, in `vhost` (the tap queue's), body and all.
     """
+    if header_error is not None:
+        return _undecodable(
+            routing_key,
+            headers,
+            body,
+            arrival_us,
+            body_limit,
+            HeaderTableError(header_error),
+            vhost,
+        )
     try:
         return _decode(
             routing_key, headers, body, arrival_us, body_limit, tap_redelivered, header_bytes
         )
     except Exception as error:  # noqa: BLE001 - a frame must never stop the tap
-        return _undecodable(routing_key, headers, body, arrival_us, body_limit, error)
+        return _undecodable(routing_key, headers, body, arrival_us, body_limit, error, vhost)
 
 
 def _text(value: Any) -> str:
@@ -434,6 +452,7 @@ def _undecodable(
     arrival_us: int,
     body_limit: int,
     error: Exception,
+    vhost: str = "",
 ) -> Captured:
     body = bytes(body or b"") if isinstance(body, bytes | bytearray | memoryview) else b""
     note = orjson.dumps({"$decode_error": f"{type(error).__name__}: {error}"[:500]})
@@ -441,7 +460,7 @@ def _undecodable(
     return Captured(
         event="deliver" if key.startswith(DELIVER_PREFIX) else "publish",
         captured_us=arrival_us,
-        vhost=text(headers.get("vhost")) if isinstance(headers, dict) else "",
+        vhost=text(headers.get("vhost")) if isinstance(headers, dict) else vhost,
         node="",
         exchange="",
         routing_key="",

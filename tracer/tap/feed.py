@@ -133,7 +133,7 @@ def _loop(conn: FeederEnd, consumer: TraceConsumer, body_limit: int, tags: Tags)
     sock = consumer.fileno()
     pipe = conn.fileno()
     cancelling = False
-    pending = _decoded(consumer.take_buffered(), now_us(), body_limit)
+    pending = _decoded(consumer.take_buffered(), now_us(), body_limit, consumer.vhost)
     if pending:
         tags.delivered = pending[-1][0]
     first_at = time.monotonic()
@@ -153,7 +153,7 @@ def _loop(conn: FeederEnd, consumer: TraceConsumer, body_limit: int, tags: Tags)
                 elif kind == CLOSE:
                     return
         if sock in readable:
-            events = _decoded(consumer.read(), consumer.received_us, body_limit)
+            events = _decoded(consumer.read(), consumer.received_us, body_limit, consumer.vhost)
             if events:
                 tags.delivered = max(tags.delivered, events[-1][0])
                 if not pending:
@@ -175,7 +175,9 @@ def _loop(conn: FeederEnd, consumer: TraceConsumer, body_limit: int, tags: Tags)
             consumer.cancel_ok = False
 
 
-def _decoded(deliveries: Iterable[Delivery], arrival_us: int, body_limit: int) -> list[Pair]:
+def _decoded(
+    deliveries: Iterable[Delivery], arrival_us: int, body_limit: int, vhost: str
+) -> list[Pair]:
     """(delivery tag, Captured) for each delivery, stamped when its bytes were read."""
     return [
         (
@@ -188,6 +190,8 @@ def _decoded(deliveries: Iterable[Delivery], arrival_us: int, body_limit: int) -
                 body_limit,
                 tap_redelivered=delivery.redelivered,
                 header_bytes=delivery.raw,
+                header_error=delivery.header_error,
+                vhost=vhost,
             ),
         )
         for delivery in deliveries
