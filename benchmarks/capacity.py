@@ -53,7 +53,12 @@ def prepare(config, vhost, bare=False):
     connection = amqp.blocking_connection(config.amqp_url(), vhost=vhost, name="warren-bench")
     try:
         channel = connection.channel()
-        declare_tap_queue(channel, settings.WARREN_TAP_QUEUE, settings.WARREN_TAP_QUEUE_MAX_LENGTH)
+        declare_tap_queue(
+            channel,
+            settings.WARREN_TAP_QUEUE,
+            settings.WARREN_TAP_QUEUE_MAX_LENGTH,
+            settings.WARREN_TAP_QUEUE_MAX_BYTES,
+        )
         if bare:
             channel.queue_declare(BARE_QUEUE)
             channel.queue_bind(BARE_QUEUE, "amq.rabbitmq.trace", "#")

@@ -63,6 +63,9 @@ WARREN_RPC_TIMEOUT = env_duration("WARREN_RPC_TIMEOUT", timedelta(seconds=30)).t
 WARREN_RETENTION = env_duration("WARREN_RETENTION", timedelta(days=7))
 WARREN_TAP_QUEUE = env_str("WARREN_TAP_QUEUE", "warren.tap")
 WARREN_TAP_QUEUE_MAX_LENGTH = env_int("WARREN_TAP_QUEUE_MAX_LENGTH", 1_000_000, minimum=1)
+# The tap queue's bound in bytes of message bodies: while no tap reads, the
+# broker keeps at most this much of the firehose (oldest dropped, counted).
+WARREN_TAP_QUEUE_MAX_BYTES = env_int("WARREN_TAP_QUEUE_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 WARREN_MASKED_FIELDS = [
     name.lower()
     for name in env_list(

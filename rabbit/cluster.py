@@ -166,7 +166,7 @@ class NodeTracing:
     node: str
     state: TracingState  # after switching
     was_off: bool = False  # found off by this call
-    switched: bool = False  # switched on by this call
+    switched: bool = False  # switched (on, or off by switch_off) by this call
     reason: str = ""
 
 
@@ -244,6 +244,30 @@ class Cluster:
                 results.append(NodeTracing(node.name, UNREACHABLE, reason=error.message))
         return TracingReport(vhost, tuple(results))
 
+    def switch_off(self, vhost: str) -> TracingReport:
+        """Tracing for `vhost` off on every node, one node at a time, each read back."""
+        results: list[NodeTracing] = []
+        for node in self.nodes():
+            if node.problem:
+                results.append(NodeTracing(node.name, UNREACHABLE, reason=node.problem))
+                continue
+            try:
+                with _switch_lock:
+                    self.client.for_url(node.url).set_tracing(vhost, False)
+                    on = self._read(node, vhost)
+            except BrokerNotFound:
+                raise
+            except BrokerError as error:
+                self._forget()
+                results.append(NodeTracing(node.name, UNREACHABLE, reason=error.message))
+                continue
+            if on:
+                reason = "the broker did not switch it off"
+                results.append(NodeTracing(node.name, ON, reason=reason))
+            else:
+                results.append(NodeTracing(node.name, OFF, switched=True))
+        return TracingReport(vhost, tuple(results))
+
     def _one(self, node: Node, vhost: str, switch_on: bool) -> NodeTracing:
         if self._read(node, vhost):
             return NodeTracing(node.name, ON)
@@ -282,6 +306,11 @@ def for_client(client: ManagementClient) -> Cluster:
         if cluster is None:
             cluster = _clusters[key] = Cluster(client, node_urls)
         return cluster
+
+
+def switch_tracing_off(client: ManagementClient, vhost: str) -> TracingReport:
+    """Tracing for `vhost` off on every node (`manage.py untrace`); the report per node."""
+    return for_client(client).switch_off(vhost)
 
 
 def ensure_tracing(client: ManagementClient, vhost: str) -> TracingReport:

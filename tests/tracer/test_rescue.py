@@ -17,7 +17,7 @@ def traced_queue(scratch_vhost, mgmt):
     mgmt.set_tracing(scratch_vhost, True)
     connection = amqp.blocking_connection(default_amqp_url(), vhost=scratch_vhost)
     channel = connection.channel()
-    declare_tap_queue(channel, "tapq", max_length=1000)
+    declare_tap_queue(channel, "tapq", max_length=1000, max_bytes=10_000_000)
     yield scratch_vhost, channel
     connection.close()
 

@@ -24,6 +24,7 @@ def tap():
         amqp_url="amqp://unused",
         queue="warren.tap",
         max_length=1000,
+        max_bytes=10_000_000,
         body_limit=65536,
         timeout_s=30,
     )

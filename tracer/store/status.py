@@ -27,6 +27,11 @@ def _sessions():
     return alive, recent
 
 
+def alive_sessions() -> list[TapSession]:
+    """The taps running now: not ended, and a heartbeat within ALIVE."""
+    return _sessions()[0]
+
+
 def gap_json(gap):
     return {
         "vhost": gap.vhost,

@@ -19,6 +19,7 @@ class TapOverrides(TypedDict, total=False):
     amqp_url: str | None
     queue: str | None
     max_length: int | None
+    max_bytes: int | None
     body_limit: int | None
     timeout_s: float | None
     batch_size: int | None
@@ -33,6 +34,7 @@ class TapConfig:
     amqp_url: str
     queue: str
     max_length: int
+    max_bytes: int
     body_limit: int
     timeout_s: float
     # Big batches: at high rates a call's four events (spread over the calls in
@@ -50,6 +52,7 @@ class TapConfig:
             "amqp_url": default_broker().amqp_url(),
             "queue": settings.WARREN_TAP_QUEUE,
             "max_length": settings.WARREN_TAP_QUEUE_MAX_LENGTH,
+            "max_bytes": settings.WARREN_TAP_QUEUE_MAX_BYTES,
             "body_limit": settings.WARREN_BODY_LIMIT,
             "timeout_s": settings.WARREN_RPC_TIMEOUT,
         }

@@ -61,10 +61,23 @@ FEEDER_STOP_S = 3.0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def declare_tap_queue(channel: Any, queue_name: str, max_length: int) -> Any:
+def tap_queue_arguments(max_length: int, max_bytes: int, drops_exchange: str) -> dict[str, Any]:
+    return {
+        "x-max-length": max_length,
+        "x-max-length-bytes": max_bytes,
+        "x-overflow": "drop-head",
+        "x-dead-letter-exchange": drops_exchange,
+    }
+
+
+def declare_tap_queue(channel: Any, queue_name: str, max_length: int, max_bytes: int) -> Any:
     """The bounded tap queue bound to the trace exchange, and its drop counter.
 
-    `channel`: a pika channel (rabbit.amqp); returns its Queue.DeclareOk frame."""
+    Bounded in messages and in bytes: a Warren that is away for long can never
+    fill the broker's memory or disk; the oldest events go first (to the drop
+    counter). `channel`: a pika channel (rabbit.amqp); returns its Queue.DeclareOk
+    frame. Raises amqp.ChannelClosedByBroker (406) when the queue exists with
+    other bounds: see VhostReader._declare."""
     drops_exchange = f"{queue_name}.drops"
     dropped_queue = f"{queue_name}.dropped"
     channel.exchange_declare(drops_exchange, "fanout", durable=True)
@@ -77,11 +90,7 @@ def declare_tap_queue(channel: Any, queue_name: str, max_length: int) -> Any:
     declared = channel.queue_declare(
         queue_name,
         durable=True,
-        arguments={
-            "x-max-length": max_length,
-            "x-overflow": "drop-head",
-            "x-dead-letter-exchange": drops_exchange,
-        },
+        arguments=tap_queue_arguments(max_length, max_bytes, drops_exchange),
     )
     channel.queue_bind(queue_name, TRACE_EXCHANGE, "#")
     return declared
@@ -222,8 +231,7 @@ class VhostReader(threading.Thread):
         config = self.tap.config
         name = f"warren-tap {socket.gethostname()}:{self.tap.pid}"
         self._connection = amqp.blocking_connection(config.amqp_url, vhost=self.vhost, name=name)
-        channel = self._channel = self._connection.channel()
-        declared = declare_tap_queue(channel, self.queue_name, config.max_length)
+        declared, bounds_problem = self._declare()
         self._ensure_tracing(force=True)
         # What waits in the queue now was traced while no tap was reading
         # (unless another tap process shares the queue and was reading it).
@@ -234,12 +242,41 @@ class VhostReader(threading.Thread):
         self._feeder = Feeder(config, self.vhost, name, self.queue_name, prefetch)
         self.generation += 1
         self.connected = True
-        self.problem = ""
+        self.problem = bounds_problem
         since, self._down_since = self._down_since, None
         self.tap.inbox.put(
             Control("connected", self, since_us=since, dropped=dropped, depth=self.depth)
         )
         self._consume()
+
+    def _declare(self) -> tuple[Any, str]:
+        """The tap queue, declared with the configured bounds: (DeclareOk, problem).
+
+        A durable queue keeps the arguments it was first declared with, and the
+        broker refuses (406) to declare it with others. Then the queue is used as
+        it is, nothing in it lost, and the problem says how to apply the new
+        bounds (`manage.py untrace`, then start the tap again)."""
+        config = self.tap.config
+        assert self._connection is not None
+        channel = self._channel = self._connection.channel()
+        try:
+            return declare_tap_queue(
+                channel, self.queue_name, config.max_length, config.max_bytes
+            ), ""
+        except amqp.ChannelClosedByBroker as error:
+            if error.reply_code != 406:
+                raise
+        channel = self._channel = self._connection.channel()
+        declared = channel.queue_declare(self.queue_name, passive=True)
+        channel.queue_bind(self.queue_name, TRACE_EXCHANGE, "#")
+        problem = (
+            f"vhost {self.vhost!r}: the tap queue {self.queue_name!r} keeps the bounds it was "
+            f"declared with, not {config.max_length:,} messages and {config.max_bytes:,} bytes: "
+            f"stop the tap, run `manage.py untrace {self.vhost}`, then start it again "
+            "(what the queue holds is dropped then)"
+        )
+        log.warning("tap: %s", problem)
+        return declared, problem
 
     def _consume(self) -> None:
         feeder = self._feeder
