@@ -1,9 +1,11 @@
-"""Template context shared by every page: the navigation and the chosen broker."""
+"""Template context shared by every page: the navigation, the chosen broker, and
+whether this answer is an htmx fragment (`htmx_partial`, the views' own decision)."""
 
 from django.urls import NoReverseMatch, reverse
 
 from console import access
 from console.brokers import current_broker
+from console.views.common import wants_partial
 
 # Pages appear in the navigation as soon as their URL name exists.
 NAVIGATION = [
@@ -42,4 +44,5 @@ def navigation(request):
         "nav_broker": current_broker(request),
         "user_role": access.role_of(request.user),
         "user_can_operate": access.can_operate(request.user),
+        "htmx_partial": wants_partial(request),
     }

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console import access
+from console.views.common import wants_partial
 from rabbit.brokers import default_broker
 from rabbit.management_http import BrokerError
 from replay import jobs, present, selection, workers
@@ -52,7 +53,7 @@ def replay_list(request):
         "pager": {"page": page, "pages": pages, "count": total},
         "can_operate": access.can_operate(request.user),
     }
-    if request.htmx:
+    if wants_partial(request):
         return render(request, "replays.html#replay-jobs", context)
     return render(request, "replays.html", context)
 
@@ -83,7 +84,7 @@ def replay_detail(request, job_id):
     context = _job_context(request, job)
     rows, pager = present.item_rows(job, _page_number(request))
     context.update(rows=rows, pager=pager, report=(job.report or {}).get("rpc"))
-    if request.htmx:
+    if wants_partial(request):
         return render(request, "replay.html#replay-items", context)
     if job.await_reply and not job.is_finished:
         from replay import rpc

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET
 from console import access
 from console.brokers import current_broker
 from console.overview import broker_summary
+from console.views.common import wants_partial
 from rabbit.management_http import BrokerError
 
 
@@ -19,5 +20,5 @@ def overview(request):
         context["summary"] = broker_summary(client.overview(), client.nodes())
     except BrokerError as error:
         context["broker_error"] = error
-    template = "overview.html#stats" if request.htmx else "overview.html"
+    template = "overview.html#stats" if wants_partial(request) else "overview.html"
     return render(request, template, context)

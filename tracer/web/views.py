@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from console import access
+from console.views.common import wants_partial
 from tracer.masking import mask_properties, masked_names
 from tracer.models import Flow, Message
 from tracer.store import status
@@ -56,7 +57,7 @@ def messages(request):
         context["searched"] = any(
             request.GET.get(name) for name in queries.MESSAGE_PARAMS if name != "cursor"
         )
-    template = "messages.html#results" if request.htmx else "messages.html"
+    template = "messages.html#results" if wants_partial(request) else "messages.html"
     return render(request, template, context)
 
 
@@ -130,7 +131,7 @@ def flows(request):
         page = queries.flows_page(filters)
         context["rows"] = page.items
         context["next_url"] = _next_url(request, page.next)
-    template = "flows.html#results" if request.htmx else "flows.html"
+    template = "flows.html#results" if wants_partial(request) else "flows.html"
     return render(request, template, context)
 
 
