@@ -61,6 +61,11 @@ WARREN_TRACE_VHOSTS = env_list("WARREN_TRACE_VHOSTS", ["/"])
 WARREN_BODY_LIMIT = env_int("WARREN_BODY_LIMIT", 65536, minimum=0)
 WARREN_RPC_TIMEOUT = env_duration("WARREN_RPC_TIMEOUT", timedelta(seconds=30)).total_seconds()
 WARREN_RETENTION = env_duration("WARREN_RETENTION", timedelta(days=7))
+# How long a tap asked to stop may take before it exits regardless (nothing is
+# lost: what it had not acked waits in the tap queue). Shorter than the 5 s
+# `make run`'s supervisor (honcho) waits before it kills; raise it under one
+# that waits longer (systemd: TimeoutStopSec).
+WARREN_TAP_STOP_GRACE = env_duration("WARREN_TAP_STOP_GRACE", timedelta(seconds=4)).total_seconds()
 WARREN_TAP_QUEUE = env_str("WARREN_TAP_QUEUE", "warren.tap")
 WARREN_TAP_QUEUE_MAX_LENGTH = env_int("WARREN_TAP_QUEUE_MAX_LENGTH", 1_000_000, minimum=1)
 # The tap queue's bound in bytes of message bodies: while no tap reads, the

@@ -26,6 +26,7 @@ class TapOverrides(TypedDict, total=False):
     batch_ms: float | None
     prefetch: int | None
     crash_after_batches: int | None
+    stop_grace_s: float | None
 
 
 @dataclass
@@ -44,6 +45,9 @@ class TapConfig:
     batch_ms: float = 100.0
     prefetch: int = 16000
     crash_after_batches: int = 0  # fault injection for tests: exit before acking
+    # Asked to stop, the tap finishes its batch, acks and says goodbye; whatever
+    # holds it up past this, it writes every thread's stack to its log and exits.
+    stop_grace_s: float = 4.0
 
     @classmethod
     def from_settings(cls, **overrides: Unpack[TapOverrides]) -> Self:
@@ -55,6 +59,7 @@ class TapConfig:
             "max_bytes": settings.WARREN_TAP_QUEUE_MAX_BYTES,
             "body_limit": settings.WARREN_BODY_LIMIT,
             "timeout_s": settings.WARREN_RPC_TIMEOUT,
+            "stop_grace_s": settings.WARREN_TAP_STOP_GRACE,
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -45,12 +45,6 @@ VHOST_SCAN_S = 10.0
 ALIVE_S = 10.0  # a session whose heartbeat is older than this is not running
 ACK_GRACE_S = 2.0  # an acked batch's range is kept this long (the ack may be lost)
 OVERFLOW_MERGE_S = 5.0
-STOP_DEADLINE_S = 10.0  # retrying a batch the database refuses, once asked to stop
-# Asked to stop (`manage.py tap` on SIGTERM or Ctrl-C), the tap finishes its
-# batch, acks and says goodbye; whatever holds it up past this, the process
-# writes every thread's stack to its log and exits. Nothing is lost: what was
-# not acked waits in the tap queue for the next tap.
-STOP_GRACE_S = 20.0
 
 
 # What the writer takes from its inbox: a reader's news, or a chunk of its events.
@@ -245,7 +239,8 @@ class Tap:
                 log.warning("tap cannot store a batch, retrying: %s", error)
                 connection.close()
                 if self.stopping.is_set():
-                    deadline = deadline or time.monotonic() + STOP_DEADLINE_S
+                    # Half the grace for retrying a batch the database refuses, once asked to stop.
+                    deadline = deadline or time.monotonic() + self.config.stop_grace_s / 2
                     if time.monotonic() > deadline:
                         raise
                 time.sleep(delay)

@@ -55,9 +55,9 @@ CHECK_EVERY_S = 1.0
 TRACING_CHECK_EVERY_S = 5.0
 BACKOFF_S = (0.5, 1, 2, 4, 8)
 RETIRE_GRACE_S = 5.0
-CANCEL_WAIT_S = 5.0
+CANCEL_WAIT_S = 2.0  # a cancel-ok takes milliseconds; stopping fits WARREN_TAP_STOP_GRACE
 FEEDER_START_S = 20.0
-FEEDER_STOP_S = 3.0
+FEEDER_STOP_S = 1.0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -7,12 +7,13 @@ and exits. Vhosts, queue and limits come from the settings; options override.
 import faulthandler
 import logging
 import signal
+import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tracer.tap.config import TapConfig
-from tracer.tap.process import STOP_GRACE_S, Tap
+from tracer.tap.process import Tap
 
 
 class Command(BaseCommand):
@@ -48,9 +49,25 @@ class Command(BaseCommand):
 
         def stop(*_: object) -> None:
             if not tap.stopping.is_set():
-                faulthandler.dump_traceback_later(STOP_GRACE_S, exit=True)
+                faulthandler.dump_traceback_later(config.stop_grace_s, exit=True)
             tap.stop()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        tap.run()
+        # The tap works in a thread of its own: a signal's handler runs on the main
+        # thread only, which here does nothing but wait, so a stop starts its grace
+        # at once even while the tap sits in a database call that takes its time.
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                tap.run()
+            except BaseException as error:  # noqa: BLE001 - handed to the main thread
+                failure.append(error)
+
+        worker = threading.Thread(target=work, name="tap")
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+        if failure:
+            raise CommandError(f"The tap failed: {failure[0]}") from failure[0]
