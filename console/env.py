@@ -83,6 +83,14 @@ def env_duration(name, default, environ=None):
     return duration
 
 
+def env_file(name, environ=None):
+    """A path to a readable file, or "" when unset: a missing file stops the start."""
+    value = _raw(name, environ)
+    if value and not os.path.isfile(value):
+        raise _bad(name, value, "the path of a readable file")
+    return value
+
+
 def env_list(name, default, environ=None):
     value = _raw(name, environ)
     if not value:

@@ -12,6 +12,7 @@ import dj_database_url
 from console.env import (
     env_bool,
     env_duration,
+    env_file,
     env_int,
     env_list,
     env_node_urls,
@@ -66,6 +67,10 @@ WARREN_RETENTION = env_duration("WARREN_RETENTION", timedelta(days=7))
 # `make run`'s supervisor (honcho) waits before it kills; raise it under one
 # that waits longer (systemd: TimeoutStopSec).
 WARREN_TAP_STOP_GRACE = env_duration("WARREN_TAP_STOP_GRACE", timedelta(seconds=4)).total_seconds()
+# TLS for amqps:// (the broker's certificate is always verified; rabbit/tls.py).
+WARREN_AMQP_CA_FILE = env_file("WARREN_AMQP_CA_FILE")
+WARREN_AMQP_CERT_FILE = env_file("WARREN_AMQP_CERT_FILE")
+WARREN_AMQP_KEY_FILE = env_file("WARREN_AMQP_KEY_FILE")
 WARREN_TAP_QUEUE = env_str("WARREN_TAP_QUEUE", "warren.tap")
 WARREN_TAP_QUEUE_MAX_LENGTH = env_int("WARREN_TAP_QUEUE_MAX_LENGTH", 1_000_000, minimum=1)
 # The tap queue's bound in bytes of message bodies: while no tap reads, the

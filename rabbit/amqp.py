@@ -9,6 +9,7 @@ Publishing here is confirmed and `mandatory`, so the caller learns whether the
 broker took the message and routed it anywhere.
 """
 
+import ssl
 from collections.abc import Mapping
 from typing import Final, Literal, TypeAlias, TypedDict, Unpack
 
@@ -16,6 +17,7 @@ import pika
 import pika.exceptions
 
 from rabbit.field_tables import FieldValue
+from rabbit.tls import client_context, uses_tls
 
 AMQPError = pika.exceptions.AMQPError
 AMQPConnectionError = pika.exceptions.AMQPConnectionError
@@ -39,12 +41,15 @@ def connection_parameters(
     heartbeat: int = 30,
     blocked_timeout: float = 30,
 ) -> pika.URLParameters:
-    """pika parameters for an amqp:// URL, optionally for another vhost.
+    """pika parameters for an amqp:// or amqps:// URL, optionally for another vhost.
 
     `name` becomes the broker-side connection name, which the firehose reports
-    in its `connection` header and the management API lists.
+    in its `connection` header and the management API lists. `amqps://` uses
+    the verifying context of rabbit/tls.py (the configured CA, host name checked).
     """
     params = pika.URLParameters(url)
+    if uses_tls(url):
+        params.ssl_options = pika.SSLOptions(client_context(), server_hostname=params.host)
     if vhost is not None:
         params.virtual_host = vhost
     params.heartbeat = heartbeat
@@ -62,7 +67,14 @@ def blocking_connection(
     name: str | None = None,
     **options: Unpack[ConnectionOptions],
 ) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(url, vhost=vhost, name=name, **options))
+    """A connection; a TLS failure (a certificate not verified) is an
+    AMQPConnectionError like any other, with the reason in words."""
+    params = connection_parameters(url, vhost=vhost, name=name, **options)
+    try:
+        return pika.BlockingConnection(params)
+    except ssl.SSLError as error:
+        detail = getattr(error, "verify_message", "") or error.reason or str(error)
+        raise AMQPConnectionError(f"TLS to {params.host}:{params.port}: {detail}") from error
 
 
 class BasicPropertyFields(TypedDict, total=False):

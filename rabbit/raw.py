@@ -17,6 +17,7 @@ no client library at all.
 import contextlib
 import select
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -36,6 +37,7 @@ from rabbit.field_tables import (
     headers_of,
     read_shortstr,
 )
+from rabbit.tls import DEFAULT_TLS_PORT, TlsError, TlsSession, client_context, uses_tls
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
@@ -156,10 +158,14 @@ class TraceConsumer:
         name: str | None = None,
         heartbeat: int = 30,
         connect_timeout: float = 5.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(url)
+        self.use_tls = uses_tls(url)
+        self._tls_context = tls_context
+        self._tls: TlsSession | None = None
         self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 5672
+        self.port = parts.port or (DEFAULT_TLS_PORT if self.use_tls else 5672)
         self.username = unquote(parts.username or "guest")
         self.password = unquote(parts.password or "guest")
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
@@ -191,10 +197,27 @@ class TraceConsumer:
     def _send(self, data: bytes) -> None:
         with self._send_lock:
             try:
-                self._socket().sendall(data)
+                self._socket().sendall(self._tls.encrypt(data) if self._tls else data)
             except OSError as error:
                 raise AMQPRawError(f"cannot send to the broker: {error}") from error
             self._last_sent = time.monotonic()
+
+    def _plain(self, data: bytes) -> bytes:
+        """What came off the socket, decrypted under TLS (maybe nothing yet)."""
+        if self._tls is None:
+            return data
+        try:
+            plain, reply = self._tls.decrypt(data)
+        except TlsError as error:
+            self.is_open = False
+            raise AMQPRawError(str(error)) from error
+        if reply:  # a TLS session may need to answer (a key update, an alert)
+            with self._send_lock:
+                try:
+                    self._socket().sendall(reply)
+                except OSError as error:
+                    raise AMQPRawError(f"cannot send to the broker: {error}") from error
+        return plain
 
     @staticmethod
     def _frame(kind: int, channel: int, payload: bytes) -> bytes:
@@ -227,7 +250,7 @@ class TraceConsumer:
                 raise AMQPRawError(f"cannot read from the broker: {error}") from error
             if not chunk:
                 raise AMQPRawError("the broker closed the connection")
-            self._leftover += chunk
+            self._leftover += self._plain(chunk)
 
     def _expect(self, class_id: int, method_id: int, timeout: float = 10.0) -> bytes:
         deadline = time.monotonic() + timeout
@@ -263,6 +286,13 @@ class TraceConsumer:
             raise AMQPRawError(f"cannot connect to {self.host}:{self.port}: {error}") from error
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.kernel_stamps = _ask_for_kernel_stamps(self._sock)
+        if self.use_tls:
+            try:
+                self._tls = TlsSession(self._tls_context or client_context(), self.host)
+                self._tls.handshake(self._sock, self.connect_timeout)
+            except (TlsError, ssl.SSLError, OSError) as error:
+                self.close()
+                raise AMQPRawError(f"TLS to {self.host}:{self.port}: {error}") from error
         self._send(PROTOCOL_HEADER)
         self._expect(10, 10)  # Connection.Start
         client_properties: HandshakeTable = {
@@ -376,6 +406,10 @@ class TraceConsumer:
             stamp_ns = read_ns
         self.received_us = stamp_ns // 1000
         self._last_received = time.monotonic()
+        if self._tls is not None:
+            chunk = self._plain(chunk)
+            if not chunk:
+                return []  # a TLS record not yet whole
         return self._parse(self._leftover + chunk if self._leftover else chunk)
 
     def _parse(self, data: bytes) -> list[Delivery]:
@@ -485,17 +519,16 @@ class TraceConsumer:
         if self.is_open:
             self.is_open = False
             try:
+                bye = self._frame(
+                    FRAME_METHOD,
+                    0,
+                    _METHOD.pack(10, 50)
+                    + struct.pack(">H", 200)
+                    + encode_shortstr("bye")
+                    + b"\x00\x00\x00\x00",
+                )
                 with self._send_lock:
-                    sock.sendall(
-                        self._frame(
-                            FRAME_METHOD,
-                            0,
-                            _METHOD.pack(10, 50)
-                            + struct.pack(">H", 200)
-                            + encode_shortstr("bye")
-                            + b"\x00\x00\x00\x00",
-                        )
-                    )
+                    sock.sendall(self._tls.encrypt(bye) if self._tls else bye)
                 sock.settimeout(1.0)
                 sock.recv(4096)  # Close-Ok, or whatever was in flight
             except OSError:
