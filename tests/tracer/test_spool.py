@@ -1,0 +1,137 @@
+"""tracer.tap.spool: what is appended is there, in order, bounded, and survives a kill."""
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.polling import wait_until
+from tracer.tap.spool import Spool, SpooledFrame, SpoolFull
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def frame(n, body=b"", arrived_us=None):
+    return SpooledFrame(
+        arrived_us=1_700_000_000_000_000 + n if arrived_us is None else arrived_us,
+        read_id=n // 3,
+        redelivered=n % 5 == 0,
+        routing_key=b"publish.",
+        header=b"\x00\x00\x00\x00",
+        body=body or b"%d" % n,
+    )
+
+
+@pytest.fixture
+def spool(tmp_path):
+    opened = Spool(tmp_path / "tap.spool", max_bytes=10_000)
+    yield opened
+    opened.close()
+
+
+def test_it_gives_back_what_it_took_in_order(spool):
+    first = spool.append([frame(n) for n in range(3)])
+    last = spool.append([frame(n) for n in range(3, 10)])
+    assert (first, last) == (3, 10)
+    read = spool.read(after=0, limit=100)
+    assert [seq for seq, _ in read] == list(range(1, 11))
+    assert [f.body for _, f in read] == [b"%d" % n for n in range(10)]
+    assert read[5][1] == frame(5)
+    assert [seq for seq, _ in spool.read(after=4, limit=3)] == [5, 6, 7]
+
+
+def test_it_refuses_a_batch_that_would_pass_its_bound_and_keeps_nothing_of_it(spool):
+    spool.append([frame(0, body=b"x" * 6000)])
+    with pytest.raises(SpoolFull, match="would pass its bound of 10,000"):
+        spool.append([frame(1, body=b"y" * 100), frame(2, body=b"z" * 4000)])
+    assert spool.held() == (6000 + 8 + 4, 1)
+    assert [f.body[:1] for _, f in spool.read(0, 10)] == [b"x"]
+    assert spool.release(1) == 1
+    assert spool.append([frame(2, body=b"z" * 4000)]) == 2  # room again; numbers go on
+    assert spool.held() == (4000 + 12, 1)
+
+
+def test_it_never_numbers_a_frame_twice_even_when_emptied(tmp_path):
+    path = tmp_path / "tap.spool"
+    spool = Spool(path, max_bytes=10_000)
+    spool.append([frame(n) for n in range(4)])
+    spool.release(4)
+    assert spool.held() == (0, 0)
+    spool.close()
+    reopened = Spool(path, max_bytes=10_000)
+    assert reopened.last_seq() == 4
+    assert reopened.append([frame(9)]) == 5
+    assert [seq for seq, _ in reopened.read(0, 10)] == [5]
+    reopened.close()
+
+
+def test_it_expires_by_age_and_says_how_many(spool):
+    spool.append([frame(n, arrived_us=1_000 + n) for n in range(5)])
+    assert spool.oldest_us() == 1_000
+    assert spool.expire(older_than_us=1_003) == 3
+    assert [f.arrived_us for _, f in spool.read(0, 10)] == [1_003, 1_004]
+    assert spool.held()[1] == 2
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from tracer.tap.spool import Spool, SpooledFrame
+    spool = Spool(sys.argv[1], max_bytes=10**9)
+    n = 0
+    while True:
+        frames = [SpooledFrame(n + i, n, False, b"publish.", b"h" * 50, b"b" * 500)
+                  for i in range(100)]
+        last = spool.append(frames)
+        n += 100
+        print(last, flush=True)
+    """
+)
+
+
+def test_what_was_committed_survives_a_sigkill_mid_append(tmp_path):
+    path = tmp_path / "tap.spool"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    committed = []
+    try:
+        wait_until(
+            lambda: committed.append(int(writer.stdout.readline())) or committed[-1] >= 3000,
+            timeout=30.0,
+            interval=0,
+            what="the writer to commit 3,000 frames",
+        )
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
+    spool = Spool(path, max_bytes=10**9)
+    last_told = committed[-1]
+    held = spool.read(0, 10**6)
+    assert [seq for seq, _ in held] == list(range(1, len(held) + 1))
+    assert len(held) >= last_told  # everything it said was committed is there
+    assert spool.held() == (len(held) * (8 + 50 + 500), len(held))
+    spool.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
+
+
+def test_a_reader_in_another_process_follows_the_writer(tmp_path):
+    path = tmp_path / "tap.spool"
+    spool = Spool(path, max_bytes=10**6)
+    reader = Spool(path, max_bytes=10**6)  # another connection, as an indexer has
+    spool.append([frame(n) for n in range(5)])
+    assert len(reader.read(0, 100)) == 5
+    spool.append([frame(n) for n in range(5, 8)])
+    assert [seq for seq, _ in reader.read(5, 100)] == [6, 7, 8]
+    assert reader.release(6) == 6
+    assert spool.held()[1] == 2
+    spool.close()
+    reader.close()
