@@ -69,8 +69,8 @@ serial-sqlite: venv
 
 serial-postgres: venv
 	@if $(POSTGRES_UP); then \
-	  echo "[warren] serial tests on PostgreSQL"; \
-	  $(ON_POSTGRES) $(PYTEST) -m serial; \
+	  echo "[warren] serial tests on PostgreSQL (those about the database: not one_database)"; \
+	  $(ON_POSTGRES) $(PYTEST) -m "serial and not one_database"; \
 	else $(NO_POSTGRES); fi
 
 pytest-sqlite: parallel-sqlite

@@ -55,10 +55,26 @@ SERIAL = (
 )
 
 
+# Serial tests whose subject is not the database (a broker cluster's nodes, the
+# pages during a broker restart, Redis away, a slow management API, a supervisor
+# stopping the tap) run in the SQLite run only: on PostgreSQL they would take
+# two more minutes to check nothing that differs (`make test`, serial-postgres).
+ONE_DATABASE = (
+    "tests/cluster/",
+    "tests/faults/test_broker_restart_pages.py",
+    "tests/live/test_browser_live.py::test_it_says_the_live_feed_is_interrupted",
+    "tests/console/test_broker_faults.py::test_it_keeps_every_page_up_with_a_banner[slow",
+    "tests/tracer/test_tap_stop.py::test_ctrl_c_under_the_supervisor",
+    "tests/tracer/test_tap_stop.py::test_its_stop_grace",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.startswith(SERIAL):
             item.add_marker(pytest.mark.serial)
+        if item.nodeid.startswith(ONE_DATABASE):
+            item.add_marker(pytest.mark.one_database)
 
 
 @pytest.fixture(autouse=True)

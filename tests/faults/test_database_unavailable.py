@@ -29,8 +29,9 @@ LOCK_S = 10.0
 class DatabaseLock(threading.Thread):
     """Holds a write lock (SQLite) or the Message table's lock (PostgreSQL) for LOCK_S."""
 
-    def __init__(self):
+    def __init__(self, hold_s=LOCK_S):
         super().__init__(daemon=True)
+        self.hold_s = hold_s
         self.ready = threading.Event()
         self.released = threading.Event()
         self.error = None
@@ -52,7 +53,7 @@ class DatabaseLock(threading.Thread):
         try:
             holder.execute("BEGIN IMMEDIATE")
             self.ready.set()
-            time.sleep(LOCK_S)
+            time.sleep(self.hold_s)
             holder.execute("ROLLBACK")
         finally:
             holder.close()
@@ -71,7 +72,7 @@ class DatabaseLock(threading.Thread):
         try:
             holder.execute(f'LOCK TABLE "{Message._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
             self.ready.set()
-            time.sleep(LOCK_S)
+            time.sleep(self.hold_s)
             holder.rollback()
         finally:
             holder.close()

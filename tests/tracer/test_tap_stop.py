@@ -84,7 +84,7 @@ def test_a_tap_held_up_by_the_database_still_stops_before_it_would_be_killed(
 ):
     supervised = Supervised(tmp_path, scratch_vhost)
     wait_until(connected(scratch_vhost), timeout=30.0, what="the supervised tap to connect")
-    lock = DatabaseLock()
+    lock = DatabaseLock(hold_s=6.0)  # past the tap's 4 s grace, not longer
     lock.start()
     assert lock.ready.wait(5) and lock.error is None
     publisher = client(scratch_vhost)
