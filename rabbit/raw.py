@@ -19,17 +19,15 @@ import select
 import socket
 import ssl
 import struct
-import sys
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import NoReturn, Self
 from urllib.parse import unquote, urlsplit
 
+from rabbit.arrival import STAMP_SPACE, ask_for_kernel_stamps, kernel_stamp_ns
+from rabbit.delivery import Delivery, PartialDelivery
 from rabbit.field_tables import (
     AMQPRawError,
-    FieldTable,
     HandshakeTable,
     encode_longstr,
     encode_shortstr,
@@ -52,100 +50,12 @@ _U16 = struct.Struct(">H").unpack_from
 _DELIVER_TAG = struct.Struct(">QB").unpack_from
 _CONTENT = struct.Struct(">HHQH").unpack_from
 
-# Linux's SO_TIMESTAMPNS (the same number as its control message, SCM_TIMESTAMPNS):
-# the kernel stamps every packet as it arrives, so a frame read late (the feeder
-# busy decoding the previous ones, or waiting for a core) still carries the time
-# its bytes came. Python's socket module does not name it.
-SO_TIMESTAMPNS = 35
-_TIMESPEC = struct.Struct("@qq")
-_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
-
 
 class ConsumerCancelled(AMQPRawError):
     """The broker cancelled the consumer (its queue was deleted)."""
 
 
-# --- arrival times --------------------------------------------------------------
-
-
-def _ask_for_kernel_stamps(sock: socket.socket) -> bool:
-    """Switch on the kernel's receive timestamps (Linux); False where there are none."""
-    if not sys.platform.startswith("linux") or not _STAMP_SPACE:
-        return False
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    except OSError:
-        return False
-    return True
-
-
-def _kernel_stamp_ns(ancillary: Iterable[tuple[int, int, bytes]]) -> int | None:
-    """The SCM_TIMESTAMPNS control message of a recvmsg, in ns since the epoch, or None."""
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
-            seconds: int
-            nanoseconds: int
-            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-            return seconds * 1_000_000_000 + nanoseconds
-    return None
-
-
 # --- the connection -------------------------------------------------------------
-
-
-class Delivery:
-    """One message: delivery tag, redelivered, routing key, headers, body, and `raw`:
-    the encoded properties as they came (they identify the message again on a
-    redelivery). `header_error` says why `headers` is None when the broker sent a
-    header table that cannot be read: the message is still delivered (and acked
-    once stored), so one unreadable table can never stop the tap."""
-
-    __slots__ = ("tag", "redelivered", "routing_key", "headers", "body", "raw", "header_error")
-
-    tag: int
-    redelivered: bool
-    routing_key: bytes
-    headers: FieldTable | None
-    body: bytes
-    raw: bytes
-    header_error: str | None
-
-    def __init__(
-        self,
-        tag: int,
-        redelivered: bool,
-        routing_key: bytes,
-        headers: FieldTable | None,
-        body: bytes,
-        raw: bytes,
-        header_error: str | None = None,
-    ) -> None:
-        self.tag = tag
-        self.redelivered = redelivered
-        self.routing_key = routing_key
-        self.headers = headers
-        self.body = body
-        self.raw = raw
-        self.header_error = header_error
-
-
-@dataclass(slots=True)
-class _Partial:
-    """A delivery being assembled from its method, header and body frames.
-
-    Slots, and every field passed positionally: one is made for every message
-    on the tap's hot path, so it must cost no more than a list would.
-    """
-
-    tag: int
-    redelivered: bool
-    routing_key: bytes
-    headers: FieldTable | None
-    size: int  # of the body, from the content header
-    parts: list[bytes]  # the body frames so far
-    got: int  # bytes of body so far
-    raw: bytes  # the encoded properties, as they came
-    header_error: str | None  # why `headers` could not be read
 
 
 class TraceConsumer:
@@ -178,7 +88,7 @@ class TraceConsumer:
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._leftover = b""
-        self._partial: _Partial | None = None
+        self._partial: PartialDelivery | None = None
         self._last_sent = 0.0
         self._last_received = 0.0
         self.is_open = False
@@ -285,7 +195,7 @@ class TraceConsumer:
         except OSError as error:
             raise AMQPRawError(f"cannot connect to {self.host}:{self.port}: {error}") from error
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.kernel_stamps = _ask_for_kernel_stamps(self._sock)
+        self.kernel_stamps = ask_for_kernel_stamps(self._sock)
         if self.use_tls:
             try:
                 self._tls = TlsSession(self._tls_context or client_context(), self.host)
@@ -386,8 +296,8 @@ class TraceConsumer:
             sock = self._socket()
             sock.settimeout(0)
             if self.kernel_stamps:
-                chunk, ancillary, _flags, _address = sock.recvmsg(READ_SIZE, _STAMP_SPACE)
-                stamp_ns = _kernel_stamp_ns(ancillary)
+                chunk, ancillary, _flags, _address = sock.recvmsg(READ_SIZE, STAMP_SPACE)
+                stamp_ns = kernel_stamp_ns(ancillary)
             else:
                 chunk = sock.recv(READ_SIZE)
         except BlockingIOError:
@@ -454,7 +364,7 @@ class TraceConsumer:
                     offset += 1 + data[offset]  # past the exchange
                     length = data[offset]
                     routing_key = data[offset + 1 : offset + 1 + length]
-                    partial = _Partial(
+                    partial = PartialDelivery(
                         tag, bool(redelivered), routing_key, None, 0, [], 0, b"", None
                     )
                 else:

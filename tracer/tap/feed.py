@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from typing import Any, Final, Literal, TypeAlias, TypedDict
 
+from rabbit.delivery import Delivery
 from rabbit.field_tables import AMQPRawError
-from rabbit.raw import Delivery, TraceConsumer
+from rabbit.raw import TraceConsumer
 from tracer.tap.decoding import Captured, decode
 from tracer.times import now_us
 
