@@ -5,13 +5,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from tests.polling import wait_until
 from tracer.tap.spool import Spool, SpooledFrame, SpoolFull
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def frame(n, body=b"", arrived_us=None):
@@ -100,10 +101,10 @@ def test_what_was_committed_survives_a_sigkill_mid_append(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
-    committed = []
     try:
-        wait_until(
-            lambda: committed.append(int(writer.stdout.readline())) or committed[-1] >= 3000,
+        last_told = wait_until(
+            lambda: int(writer.stdout.readline()),  # one line a commit
+            check=lambda last: last >= 3000,
             timeout=30.0,
             interval=0,
             what="the writer to commit 3,000 frames",
@@ -112,7 +113,6 @@ def test_what_was_committed_survives_a_sigkill_mid_append(tmp_path):
         writer.send_signal(signal.SIGKILL)
         writer.wait(10)
     spool = Spool(path, max_bytes=10**9)
-    last_told = committed[-1]
     held = spool.read(0, 10**6)
     assert [seq for seq, _ in held] == list(range(1, len(held) + 1))
     assert len(held) >= last_told  # everything it said was committed is there
