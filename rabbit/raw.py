@@ -69,7 +69,11 @@ class TraceConsumer:
         heartbeat: int = 30,
         connect_timeout: float = 5.0,
         tls_context: ssl.SSLContext | None = None,
+        decode_headers: bool = True,
     ) -> None:
+        # False: deliveries keep their encoded properties (`raw`) only, `headers`
+        # None: capture makes them durable undecoded (benchmarks/capture.py).
+        self.decode_headers = decode_headers
         parts = urlsplit(url)
         self.use_tls = uses_tls(url)
         self._tls_context = tls_context
@@ -373,10 +377,11 @@ class TraceConsumer:
             elif kind == FRAME_HEADER:
                 _class, _weight, body_size, flags = _CONTENT(data, start)
                 assert partial is not None, "a content frame came without its Basic.Deliver"
-                try:
-                    partial.headers = headers_of(data, start + 14, flags)
-                except Exception as error:  # noqa: BLE001 - whatever the bytes, read on
-                    partial.header_error = f"{type(error).__name__}: {error}"[:500]
+                if self.decode_headers:
+                    try:
+                        partial.headers = headers_of(data, start + 14, flags)
+                    except Exception as error:  # noqa: BLE001 - whatever the bytes, read on
+                        partial.header_error = f"{type(error).__name__}: {error}"[:500]
                 partial.size = body_size
                 partial.raw = data[start + 14 : end]
                 if body_size == 0:

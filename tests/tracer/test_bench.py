@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks import capacity, common, queries
+from benchmarks import capacity, capture, common, queries
 from rabbit.brokers import default_broker
 from tracer.models import Flow, Message
 
@@ -60,3 +60,14 @@ def test_only_the_capacity_run_binds_a_second_copy_of_the_firehose(scratch_vhost
     assert trace_queues() == ["warren.tap"]
     capacity.prepare(config, scratch_vhost, bare=True)
     assert trace_queues() == [capacity.BARE_QUEUE, "warren.tap"]
+
+
+def test_capture_spools_every_event_it_acks_and_measures_both_loops():
+    said = []
+    report = capture.run({"capture_events": 400}, said.append)
+    rows = {row.figure: row for row in report.rows}
+    assert rows["events in the spool"].measured == "400"
+    assert rows["events in the spool"].ok is True
+    assert "read and ack only" in rows["CPU per event (this process)"].reference
+    assert float(rows["CPU per event (this process)"].measured.split()[0]) > 0
+    assert any("pre-filling 'spooled'" in line for line in said)

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 BENCHMARKS = {
     "keep-up": "benchmarks.keepup",
     "capacity": "benchmarks.capacity",
+    "capture": "benchmarks.capture",
     "overhead": "benchmarks.overhead",
     "accuracy": "benchmarks.accuracy",
     "queries": "benchmarks.queries",

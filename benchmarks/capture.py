@@ -1,0 +1,135 @@
+"""Capture alone: read a tap queue, stamp, make durable in the spool, ack — on one core.
+
+This is the loop capture is to run in a process of its own (docs/architecture.md,
+Not built yet): the tap's raw reader (rabbit/raw.py) with header tables left
+encoded, each read's deliveries appended to a spool (tracer/tap/spool.py) in one
+durable commit, then acked (multiple). Two equal tap queues are pre-filled with
+trace-shaped messages (benchmarks/synthetic.py); one is drained through that
+loop, the other, side by side in the same run, through the same loop without
+the spool (read and ack only): the difference is what durability costs.
+Goal: 50,000 events a second read, stamped and made durable.
+"""
+
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import common, synthetic
+from rabbit import amqp
+from rabbit.raw import TraceConsumer
+from tracer.tap.spool import Spool, SpooledFrame
+
+GOAL_PER_S = 50_000
+PREFETCH = 16_000
+DRAIN_LIMIT_S = 120.0
+SPOOL_MAX_BYTES = 8 * 1024**3
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "--capture-events", type=int, default=200_000, help="events per queue (capture)"
+    )
+
+
+def run(options, out):
+    events = max(4, options.get("capture_events") or 200_000)
+    report = common.Report("capture")
+    with common.scratch_vhost("warren-bench-capture") as (vhost, _client, config):
+        url = config.amqp_url()
+        connection = amqp.blocking_connection(url, vhost=vhost, name="warren-bench-capture")
+        try:
+            channel = connection.channel()
+            for queue in ("spooled", "read-only"):
+                channel.queue_declare(queue)
+        finally:
+            connection.close()
+        emitted = 0
+        for queue in ("spooled", "read-only"):
+            out(f"capture: pre-filling {queue!r} with {events:,} trace-shaped events\n")
+            emitted = synthetic.prefill(url, vhost, queue, calls=events // 4)
+        reference = drain(url, vhost, "read-only", emitted, spool=None)
+        with tempfile.TemporaryDirectory(prefix="warren-bench-spool-") as folder:
+            spool = Spool(Path(folder) / "capture.spool", SPOOL_MAX_BYTES)
+            try:
+                spooled = drain(url, vhost, "spooled", emitted, spool=spool)
+                held_bytes, held = spool.held()
+            finally:
+                spool.close()
+    capacity = 1e6 / spooled.cpu_us if spooled.cpu_us else 0.0
+    report.add(
+        "events one core captures per second (1 s / CPU per event)",
+        f">= {GOAL_PER_S:,}",
+        f"{capacity:,.0f}",
+        f"read and ack only: {1e6 / reference.cpu_us:,.0f}" if reference.cpu_us else "",
+        ok=capacity >= GOAL_PER_S,
+    )
+    report.add(
+        "CPU per event (this process)",
+        "",
+        f"{spooled.cpu_us:.1f} µs",
+        f"read and ack only: {reference.cpu_us:.1f} µs",
+    )
+    report.add(
+        "events drained per second (wall clock)",
+        "",
+        f"{spooled.per_second:,.0f}",
+        f"read and ack only: {reference.per_second:,.0f}",
+    )
+    report.add("events in the spool", f"= {emitted:,}", f"{held:,}", ok=held == emitted)
+    report.add(
+        "spool commits", "", f"{spooled.reads:,}", f"{held / max(1, spooled.reads):.0f} a commit"
+    )
+    report.add("spool size", "", f"{held_bytes / 1024**2:.1f} MiB")
+    report.note(
+        "one process, header tables left encoded; each read's deliveries are one SQLite "
+        "commit (WAL, synchronous=FULL) before their ack"
+    )
+    report.note(
+        "the wall-clock rate is bounded by the broker, which spends more CPU delivering "
+        "each event than capture spends taking it (bench capacity measures its share)"
+    )
+    return report
+
+
+class Drained:
+    def __init__(self, count, reads, wall_s, cpu_s):
+        self.count = count
+        self.reads = reads
+        self.per_second = count / wall_s if wall_s else 0.0
+        self.cpu_us = cpu_s * 1e6 / count if count else 0.0
+
+
+def drain(url, vhost, queue, expected, spool):
+    """Read `expected` deliveries from `queue`, appending each read's to `spool` (if
+    any) before acking them; wall and CPU time of this process."""
+    consumer = TraceConsumer(url, vhost=vhost, name="warren-bench-capture", decode_headers=False)
+    consumer.connect()
+    try:
+        consumer.consume(queue, PREFETCH)
+        got = reads = 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        deadline = time.monotonic() + DRAIN_LIMIT_S
+        deliveries = consumer.take_buffered()
+        while got < expected:
+            if time.monotonic() > deadline:
+                raise common.BenchError(f"capture read {got:,} of {expected:,} in time")
+            if not deliveries:
+                deliveries = consumer.poll(0.5)
+                continue
+            reads += 1
+            if spool is not None:
+                arrived = consumer.received_us
+                spool.append(
+                    [
+                        SpooledFrame(arrived, reads, d.redelivered, d.routing_key, d.raw, d.body)
+                        for d in deliveries
+                    ]
+                )
+            consumer.ack(deliveries[-1].tag)
+            got += len(deliveries)
+            deliveries = []
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+    finally:
+        consumer.close()
+    return Drained(got, reads, wall, cpu)
