@@ -21,7 +21,7 @@ import decimal
 import hashlib
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias, TypedDict, TypeVar, Unpack
+from typing import Any, TypeAlias, TypeVar
 
 import orjson
 
@@ -42,37 +42,6 @@ JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | Mapp
 Headers: TypeAlias = Mapping[str | bytes, object] | Mapping[str, object]
 # What a message body may arrive as.
 Body: TypeAlias = bytes | bytearray | memoryview
-
-
-class CapturedFields(TypedDict, total=False):
-    """Captured's attributes by name, for Captured(**fields)."""
-
-    id: int | None
-    event: str
-    captured_us: int
-    vhost: str
-    node: str
-    exchange: str
-    routing_key: str
-    routing_keys_json: str
-    routed_queues_json: str | None
-    queue: str
-    properties_json: str
-    correlation_id: str
-    reply_to: str
-    body: bytes
-    body_size: int
-    body_truncated: bool
-    redelivered: bool
-    user: str
-    connection: str
-    channel: int | None
-    backlog: bool
-    replay_of: int | None
-    fingerprint: int
-    dedupe_key: int
-    tap_redelivered: bool
-    flow_id: int | None
 
 
 # Captured's slot values in __slots__ order (pickling).
@@ -167,7 +136,8 @@ class Captured:
     tap_redelivered: bool
     flow_id: int | None
 
-    def __init__(self, **fields: Unpack[CapturedFields]) -> None:
+    def __init__(self, **fields: object) -> None:
+        # Only the names in __slots__ can be set: a misspelt field fails here.
         self.id = None
         self.flow_id = None
         self.backlog = False
