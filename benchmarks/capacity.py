@@ -24,7 +24,7 @@ from benchmarks import common
 from benchmarks.load import SERVICE_QUEUE, RpcLoad
 from rabbit import amqp
 from rabbit.management_http import BrokerError
-from tracer.tap.reader import declare_tap_queue
+from tracer.tap.queue import declare_tap_queue
 
 GOAL_PER_S = 20_000
 PLUGIN_WAIT_S = 60.0

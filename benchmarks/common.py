@@ -8,6 +8,7 @@ this machine.
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,7 +131,14 @@ class TapProcess:
         self.profile = (
             Path(tempfile.mkstemp(prefix="warren-tap-", suffix=".spy")[1]) if profile else None
         )
-        self.env = dict(os.environ, DATABASE_URL=database, REDIS_URL=bench_redis_url())
+        # Its spool in a folder of its own, gone with the run (stop()).
+        self.spool_dir = tempfile.mkdtemp(prefix="warren-bench-spool-")
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=database,
+            REDIS_URL=bench_redis_url(),
+            WARREN_SPOOL_DIR=self.spool_dir,
+        )
         self.args = list(args)
         self.process = None
         self.log = None
@@ -208,6 +216,7 @@ class TapProcess:
             self.log.close()
             Path(self.log.name).unlink(missing_ok=True)
             self.log = None
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
@@ -340,3 +349,21 @@ def bench_redis_url():
     """The configured Redis with database 14: a benchmark's live events stay its own."""
     parts = urlsplit(settings.REDIS_URL)
     return parts._replace(path="/14").geturl()
+
+
+@contextlib.contextmanager
+def environment(**values):
+    """os.environ with these values (None: unset) for a while, as before afterwards."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update({name: value for name, value in values.items() if value is not None})
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

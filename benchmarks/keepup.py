@@ -1,9 +1,10 @@
 """Keep-up: RPC calls as fast as several clients go, the tap attached, for 60 s.
 
-The tap runs as a subprocess on a scratch database, exactly as in production.
-While the load runs, the tap queue's depth is sampled four times a second
-(passive declare: exact), with the tap's memory. After the load stops: how long
-until the tap queue is empty and every event is stored. Events emitted come
+The tap runs as a subprocess on a scratch database, exactly as in production
+(capture, its spool, the niced feeder and writer). While the load runs, the tap
+queue's depth is sampled four times a second (passive declare: exact), with the
+tap's memory. After the load stops: how long until the tap queue is empty
+(capture keeping up), and until every event is stored (indexing catching up). Events emitted come
 from the broker's own counters (the tap queue's publish count), dropped ones
 from the tap's session (the bounded queue's dead-letter count).
 """
@@ -14,12 +15,13 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from benchmarks import common
+from benchmarks import common, paced
 from benchmarks.capacity import cpu_split, prepare, queue_depth
 from benchmarks.load import RpcLoad
 
 GOAL_DEPTH_P99 = 1000
-GOAL_DRAIN_S = 2.0
+AIM_DEPTH_P99 = 100
+GOAL_DRAIN_S = 1.0
 
 
 def add_arguments(parser):
@@ -27,16 +29,29 @@ def add_arguments(parser):
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--in-flight", type=int, default=10, help="open calls per client")
+    parser.add_argument(
+        "--flows-per-s",
+        type=float,
+        default=0.0,
+        help="(keep-up) synthetic trace-shaped calls released at this pace instead of RPC load",
+    )
+    parser.add_argument(
+        "--compare",
+        choices=list(paced.VARIANTS),
+        help="(keep-up, with --flows-per-s) two runs side by side: span export off and on "
+        "(a real OTLP/HTTP receiver), or without and with a /metrics scrape every 5 s",
+    )
 
 
 class TappedRun:
     """A scratch vhost and database, the tap attached, and a sampler of its queue."""
 
-    def __init__(self, out, database_url=None, profile=False, niceness=0):
+    def __init__(self, out, database_url=None, profile=False, niceness=0, before_tap=None):
         self.out = out
         self.database_url = database_url
         self.profile = profile
         self.niceness = niceness
+        self.before_tap = before_tap  # called with the vhost's config before tracing is on
         self.depths = []
         self.rss = []
         self._stop = threading.Event()
@@ -47,6 +62,8 @@ class TappedRun:
         prepare(self.config, self.vhost)
         self._db_cm = common.scratch_database(self.database_url)
         self.url = self._db_cm.__enter__()
+        if self.before_tap is not None:
+            self.before_tap(self)
         self.tap = common.TapProcess(
             self.vhost, self.url, profile=self.profile, niceness=self.niceness
         ).start()
@@ -146,6 +163,10 @@ class TappedRun:
 
 
 def run(options, out):
+    if options.get("flows_per_s"):
+        return paced.run(options, out)
+    if options.get("compare"):
+        raise common.BenchError("--compare needs --flows-per-s (synthetic calls at a pace)")
     seconds = options.get("seconds") or 60.0
     report = common.Report("keep-up")
     with TappedRun(out, options.get("database_url"), profile=options.get("profile")) as run_:
@@ -161,12 +182,14 @@ def run(options, out):
         cpu_before = common.cpu_seconds(run_.tap.pid)
         writer_before = cpu_split(run_.tap.pid)[0]
         load.run(seconds)
+        stopped_at = time.monotonic()
         drain_s = run_.drain()
         cpu_after = common.cpu_seconds(run_.tap.pid)
         writer_after = cpu_split(run_.tap.pid)[0]
         run_.stop_sampling()
         emitted = run_.emitted()
-        stored = run_.stored_when_steady(emitted)
+        stored = run_.stored_when_steady(emitted, limit_s=120.0)
+        indexed_s = time.monotonic() - stopped_at
         dropped = run_.dropped()
     if options.get("profile"):
         out(run_.tap.profile_summary())
@@ -181,7 +204,12 @@ def run(options, out):
         f"4 x calls: {4 * load.calls / load.elapsed_s:,.0f}",
     )
     report.add("tap queue depth p50", "", f"{p50:,}")
-    report.add("tap queue depth p99", f"< {GOAL_DEPTH_P99:,}", f"{p99:,}", ok=p99 < GOAL_DEPTH_P99)
+    report.add(
+        "tap queue depth p99",
+        f"< {GOAL_DEPTH_P99:,} (aim < {AIM_DEPTH_P99})",
+        f"{p99:,}",
+        ok=p99 < GOAL_DEPTH_P99,
+    )
     report.add("tap queue depth max", "", f"{max(depths):,}")
     drained = "not within 60 s" if drain_s is None else f"{drain_s:.2f} s"
     report.add(
@@ -189,6 +217,12 @@ def run(options, out):
         f"<= {GOAL_DRAIN_S:.0f} s",
         drained,
         ok=drain_s is not None and drain_s <= GOAL_DRAIN_S,
+    )
+    report.add(
+        "every event stored (indexing caught up)",
+        "",
+        f"{indexed_s:.1f} s after the load",
+        f"{emitted / max(indexed_s + load.elapsed_s, 1e-9):,.0f} events/s overall",
     )
     report.add("events dropped", "0", f"{dropped:,}", ok=dropped == 0)
     report.add(

@@ -259,6 +259,7 @@ def _unit_events(unit, at, make):
                 key + len(queue) + us % 7,
                 False,
                 None,
+                0,  # stamp_error_us
             )
         )
 

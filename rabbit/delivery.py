@@ -7,12 +7,23 @@ from rabbit.field_tables import FieldTable
 
 class Delivery:
     """One message: delivery tag, redelivered, routing key, headers, body, and `raw`:
-    the encoded properties as they came (they identify the message again on a
-    redelivery). `header_error` says why `headers` is None when the broker sent a
-    header table that cannot be read: the message is still delivered (and acked
-    once stored), so one unreadable table can never stop the tap."""
+    the content header's property flags and encoded properties as they came
+    (they identify the message again on a redelivery). `header_error` says why
+    `headers` is None when the broker sent a header table that cannot be read:
+    the message is still delivered (and acked once stored), so one unreadable
+    table can never stop the tap."""
 
-    __slots__ = ("tag", "redelivered", "routing_key", "headers", "body", "raw", "header_error")
+    __slots__ = (
+        "tag",
+        "redelivered",
+        "routing_key",
+        "headers",
+        "body",
+        "raw",
+        "header_error",
+        "arrived_us",
+        "stamp_error_us",
+    )
 
     tag: int
     redelivered: bool
@@ -21,6 +32,8 @@ class Delivery:
     body: bytes
     raw: bytes
     header_error: str | None
+    arrived_us: int  # when its last bytes arrived (TraceConsumer.read_each)
+    stamp_error_us: int  # how late that stamp may be (0: read as it came)
 
     def __init__(
         self,
@@ -39,6 +52,8 @@ class Delivery:
         self.body = body
         self.raw = raw
         self.header_error = header_error
+        self.arrived_us = 0
+        self.stamp_error_us = 0
 
 
 @dataclass(slots=True)

@@ -76,6 +76,8 @@ def _value(data: bytes, offset: int) -> tuple[FieldValue, int]:
         while offset < end:
             value, offset = _value(data, offset)
             values.append(value)
+        if offset != end:
+            raise AMQPRawError("a field array's values run past its declared length")
         return values, end
     if kind == 70:  # F table
         return _table(data, offset)
@@ -131,6 +133,10 @@ def _table(data: bytes, offset: int) -> tuple[FieldTable, int]:
         key = _text_or_bytes(data[offset : offset + length])
         offset += length
         result[key], offset = _value(data, offset)
+    if offset != end:
+        # Damaged: its last entry runs past the length it declares. Reading on
+        # from either place would make up keys or values; refuse it instead.
+        raise AMQPRawError("a field table's entries run past its declared length")
     return result, end
 
 

@@ -25,30 +25,28 @@ from typing import NoReturn, Self
 from urllib.parse import unquote, urlsplit
 
 from rabbit.arrival import STAMP_SPACE, ask_for_kernel_stamps, kernel_stamp_ns
-from rabbit.delivery import Delivery, PartialDelivery
+from rabbit.delivery import Delivery
 from rabbit.field_tables import (
     AMQPRawError,
     HandshakeTable,
     encode_longstr,
     encode_shortstr,
     encode_table,
-    headers_of,
     read_shortstr,
 )
+from rabbit.frames import FRAME_END, FRAME_HEARTBEAT, FRAME_METHOD, DeliveryParser
 from rabbit.tls import DEFAULT_TLS_PORT, TlsError, TlsSession, client_context, uses_tls
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
-FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
-FRAME_END = 0xCE
 CHANNEL = 1
 FRAME_MAX = 131072
 READ_SIZE = 1 << 18
+PEEK_SIZE = 1 << 18  # read_each() looks this far ahead for whole messages
+BEHIND_BYTES = 1 << 16  # this much waiting: read_each() takes it in one read
 
 _FRAME = struct.Struct(">BHI")
 _METHOD = struct.Struct(">HH")
 _U16 = struct.Struct(">H").unpack_from
-_DELIVER_TAG = struct.Struct(">QB").unpack_from
-_CONTENT = struct.Struct(">HHQH").unpack_from
 
 
 class ConsumerCancelled(AMQPRawError):
@@ -91,14 +89,24 @@ class TraceConsumer:
         self.frame_max = FRAME_MAX
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
-        self._leftover = b""
-        self._partial: PartialDelivery | None = None
+        self._leftover = b""  # the handshake's; then the parser's
+        self._parser = DeliveryParser(decode_headers, self._other_method)
         self._last_sent = 0.0
         self._last_received = 0.0
         self.is_open = False
         self.cancel_ok = False
+        self.prefetch = 0
+        self.acks_confirmed = 0  # Qos-Ok answers to ack(confirm=True), counted by the reader
+        # Deliveries read_each took one message a read, and in one read while far behind.
+        self.read_alone = 0
+        self.read_in_chunks = 0
         self.received_us = 0
         self.kernel_stamps = False
+        self._scratch = memoryview(bytearray(PEEK_SIZE))
+        # Looked into again and again: recv(PEEK_SIZE) would allocate (and shrink)
+        # a quarter-megabyte object per look, a fifth of capture's time (py-spy).
+        self._peek_space = bytearray(PEEK_SIZE)
+        self._peek_view = memoryview(self._peek_space)
 
     def _socket(self) -> socket.socket:
         """The socket, which only a connected consumer reads, writes or polls."""
@@ -249,7 +257,8 @@ class TraceConsumer:
         return self
 
     def consume(self, queue: str, prefetch: int) -> None:
-        self._method(CHANNEL, 60, 10, struct.pack(">IHB", 0, min(prefetch, 65535), 0))
+        self.prefetch = min(prefetch, 65535)
+        self._method(CHANNEL, 60, 10, struct.pack(">IHB", 0, self.prefetch, 0))
         self._expect(60, 11)
         self._method(
             CHANNEL,
@@ -272,7 +281,7 @@ class TraceConsumer:
     def take_buffered(self) -> list[Delivery]:
         """Deliveries already read with the consume's answer (they came in one packet)."""
         data, self._leftover = self._leftover, b""
-        return self._parse(data) if data else []
+        return self._parser.parse(data) if data else []
 
     def poll(self, timeout: float) -> list[Delivery]:
         """Deliveries that arrived within `timeout` seconds (maybe none)."""
@@ -291,6 +300,11 @@ class TraceConsumer:
         if self.heartbeat and time.monotonic() - self._last_received > 2 * self.heartbeat:
             self.is_open = False
             raise AMQPRawError("the broker sent nothing for two heartbeats")
+
+    def keep_alive(self) -> None:
+        """Not reading for a while (the caller holds back): heartbeats still go out."""
+        self._heartbeat()
+        self._last_received = time.monotonic()  # what the broker sent waits unread
 
     def read(self) -> list[Delivery]:
         """Whatever the socket holds now (call when it is readable), as deliveries."""
@@ -324,83 +338,96 @@ class TraceConsumer:
             chunk = self._plain(chunk)
             if not chunk:
                 return []  # a TLS record not yet whole
-        return self._parse(self._leftover + chunk if self._leftover else chunk)
+        return self._parser.parse(chunk)
 
-    def _parse(self, data: bytes) -> list[Delivery]:
-        out: list[Delivery] = []
-        pos = 0
-        size_all = len(data)
-        unpack_frame = _FRAME.unpack_from
-        partial = self._partial
-        while size_all - pos >= 8:
-            kind, channel, size = unpack_frame(data, pos)
-            start = pos + 7
-            end = start + size
-            if end >= size_all:
+    def read_each(self, floor_ns: int = 0) -> list[Delivery]:
+        """Whatever the socket holds now, read one message at a time: each
+        delivery's `arrived_us` is the kernel's stamp of the packet that brought
+        its own last bytes, not of a later one.
+
+        A read returns the stamp of the last packet it took, so one big read
+        gives every message in it the time the last one came. Here a look at
+        what waits (MSG_PEEK) finds where each whole message ends, and each is
+        then taken with a read that stops exactly there: one extra system call
+        for the lot, one per message. A message still arriving is left in the
+        socket until it is whole. Under TLS (records, not packets) or without
+        kernel stamps, every delivery of a read shares its stamp (read()).
+
+        What remains: a packet that waits unread in the socket may be merged
+        by the kernel with the next one (TCP coalescing), and the merged bytes
+        carry the later stamp. `floor_ns`: the earliest its bytes can have
+        arrived (the caller knows: when it last found the socket empty, or when
+        its wait for data ended); `stamp_error_us` is the stamp's distance from
+        it, how late the stamp may be (0 when the stamp is not after it).
+        """
+        if self._tls is not None or not self.kernel_stamps:
+            deliveries = self.read()
+            for delivery in deliveries:
+                delivery.arrived_us = self.received_us
+            return deliveries
+        self._heartbeat()
+        sock = self._socket()
+        sock.settimeout(0)
+        try:
+            size = sock.recv_into(self._peek_space, PEEK_SIZE, socket.MSG_PEEK)
+        except BlockingIOError:
+            return []
+        except OSError as error:
+            self.is_open = False
+            raise AMQPRawError(f"cannot read from the broker: {error}") from error
+        if not size:
+            self.is_open = False
+            raise AMQPRawError("the broker closed the connection")
+        peeked = bytes(self._peek_view[:size])  # what is parsed must outlive the next look
+        ends = self._parser.message_ends(peeked)
+        at_once = len(peeked) >= BEHIND_BYTES
+        if at_once:
+            # Far behind: what waits came in many packets, which the kernel may
+            # have merged (and their stamps); reading it one message at a time
+            # would only cost time when it is most needed. One read, one stamp,
+            # its possible error said (stamp_error_us).
+            ends = ends[-1:]
+        stamps: list[tuple[int, int]] = []  # (µs, error µs) of each delivery completed
+        taken = 0  # of `peeked`
+        scratch = self._scratch
+        for end, delivers in ends:
+            want = end - taken
+            try:
+                got, ancillary, _flags, _address = sock.recvmsg_into([scratch[:want]], STAMP_SPACE)
+            except BlockingIOError:
                 break
-            if data[end] != FRAME_END:
-                raise AMQPRawError("bad frame end from the broker")
-            pos = end + 1
-            if kind == FRAME_BODY:
-                assert partial is not None, "a content frame came without its Basic.Deliver"
-                partial.parts.append(data[start:end])
-                partial.got += size
-                if partial.got >= partial.size:
-                    parts = partial.parts
-                    body = parts[0] if len(parts) == 1 else b"".join(parts)
-                    out.append(
-                        Delivery(
-                            partial.tag,
-                            partial.redelivered,
-                            partial.routing_key,
-                            partial.headers,
-                            body,
-                            partial.raw,
-                            partial.header_error,
-                        )
-                    )
-                    partial = None
-            elif kind == FRAME_METHOD:
-                if data[start : start + 4] == b"\x00\x3c\x00\x3c":  # Basic.Deliver
-                    offset = start + 5 + data[start + 4]  # past the consumer tag
-                    tag, redelivered = _DELIVER_TAG(data, offset)
-                    offset += 9
-                    offset += 1 + data[offset]  # past the exchange
-                    length = data[offset]
-                    routing_key = data[offset + 1 : offset + 1 + length]
-                    partial = PartialDelivery(
-                        tag, bool(redelivered), routing_key, None, 0, [], 0, b"", None
-                    )
-                else:
-                    self._partial = partial
-                    self._other_method(channel, data[start:end])
-            elif kind == FRAME_HEADER:
-                _class, _weight, body_size, flags = _CONTENT(data, start)
-                assert partial is not None, "a content frame came without its Basic.Deliver"
-                if self.decode_headers:
-                    try:
-                        partial.headers = headers_of(data, start + 14, flags)
-                    except Exception as error:  # noqa: BLE001 - whatever the bytes, read on
-                        partial.header_error = f"{type(error).__name__}: {error}"[:500]
-                partial.size = body_size
-                partial.raw = data[start + 14 : end]
-                if body_size == 0:
-                    out.append(
-                        Delivery(
-                            partial.tag,
-                            partial.redelivered,
-                            partial.routing_key,
-                            partial.headers,
-                            b"",
-                            partial.raw,
-                            partial.header_error,
-                        )
-                    )
-                    partial = None
-            # heartbeats need nothing: any frame shows the broker is there
-        self._partial = partial
-        self._leftover = data[pos:]
-        return out
+            except OSError as error:
+                self.is_open = False
+                raise AMQPRawError(f"cannot read from the broker: {error}") from error
+            if not got:
+                self.is_open = False
+                raise AMQPRawError("the broker closed the connection")
+            read_ns = time.time_ns()
+            stamp_ns = kernel_stamp_ns(ancillary)
+            if stamp_ns is None or stamp_ns > read_ns:
+                stamp_ns = read_ns
+            taken += got
+            if got < want:
+                break  # fewer bytes than looked at: the rest next time
+            stamp = (stamp_ns // 1000, max(0, stamp_ns - floor_ns) // 1000 if floor_ns else 0)
+            if delivers or at_once:
+                stamps.append(stamp)
+        if not taken:
+            return []
+        self._last_received = time.monotonic()
+        # Parsed once for all the reads above: the bytes are the same.
+        deliveries = self._parser.parse(peeked[:taken])
+        if at_once:
+            self.read_in_chunks += len(deliveries)
+        else:
+            self.read_alone += len(deliveries)
+        last = stamps[-1] if stamps else (time.time_ns() // 1000, 0)
+        for index, delivery in enumerate(deliveries):
+            delivery.arrived_us, delivery.stamp_error_us = (
+                last if at_once or index >= len(stamps) else stamps[index]
+            )
+        self.received_us = last[0]
+        return deliveries
 
     def _other_method(self, channel: int, payload: bytes) -> None:
         method = _METHOD.unpack_from(payload, 0)
@@ -410,6 +437,9 @@ class TraceConsumer:
         if method == (60, 31):  # Cancel-Ok: nothing more will be delivered
             self.cancel_ok = True
             return
+        if method == (60, 11):  # Qos-Ok: the channel has handled every ack sent before
+            self.acks_confirmed += 1
+            return
         if method in ((10, 60), (10, 61)):  # blocked, unblocked
             return
         self._closed_by_broker(channel, method, payload[4:])
@@ -418,9 +448,26 @@ class TraceConsumer:
         if self.heartbeat and time.monotonic() - self._last_sent > self.heartbeat / 2:
             self._send(self._frame(FRAME_HEARTBEAT, 0, b""))
 
-    def ack(self, tag: int, multiple: bool = True) -> None:
-        """Thread-safe: the writer acks after its commit."""
-        self._method(CHANNEL, 60, 80, struct.pack(">QB", tag, 1 if multiple else 0))
+    def ack(self, tag: int, multiple: bool = True, confirm: bool = False) -> None:
+        """Thread-safe: the writer acks after its commit.
+
+        AMQP never answers an ack, and acks still in the socket when the
+        connection dies (a kill, the broker's 541) are lost: the broker delivers
+        those messages again. With `confirm`, a Basic.Qos repeating the consume's
+        prefetch (no change for the running consumer) follows the ack in the same
+        write; the channel handles its frames in order, so its Qos-Ok, counted in
+        `acks_confirmed` by whoever reads, proves the ack was taken.
+        """
+        frames = self._frame(
+            FRAME_METHOD, CHANNEL, _METHOD.pack(60, 80) + struct.pack(">QB", tag, int(multiple))
+        )
+        if confirm:
+            frames += self._frame(
+                FRAME_METHOD,
+                CHANNEL,
+                _METHOD.pack(60, 10) + struct.pack(">IHB", 0, self.prefetch, 0),
+            )
+        self._send(frames)
 
     def cancel(self) -> None:
         if self.consumer_tag is not None and self.is_open:

@@ -4,78 +4,25 @@ The shared PostgreSQL server is never stopped (others use it). Instead:
 SQLite is locked by another writer (`BEGIN IMMEDIATE` held for 10 s on the
 test database file); PostgreSQL has the tap's table locked (`LOCK TABLE ...
 IN ACCESS EXCLUSIVE MODE` held for 10 s from another connection). Meanwhile
-the tap stops acking and the events wait in the tap queue on the broker;
-pages answer promptly (200, or 503 with the banner where they need the
+capture goes on reading: the events wait in its spool, acked, and the tap
+queue stays empty; with a spool too small for them, capture stops acking
+once it is full and the rest wait in the tap queue, and the gap is recorded.
+Pages answer promptly (200, or 503 with the banner where they need the
 locked table); afterwards every event is stored, once.
 """
 
-import sqlite3
-import threading
 import time
 
 import pytest
 from django.db import connection
 
+from tests.faults.outage import LOCK_S, DatabaseLock, spooled, waiting_in_tap_queue
 from tests.polling import wait_until
 from tests.tracer.tapping import TapProcess, client
 from tracer.models import Message, TapGap
 
 # Serial: pages are timed against the lock, alone after the parallel run.
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.django_db(transaction=True)]
-
-LOCK_S = 10.0
-
-
-class DatabaseLock(threading.Thread):
-    """Holds a write lock (SQLite) or the Message table's lock (PostgreSQL) for LOCK_S."""
-
-    def __init__(self, hold_s=LOCK_S):
-        super().__init__(daemon=True)
-        self.hold_s = hold_s
-        self.ready = threading.Event()
-        self.released = threading.Event()
-        self.error = None
-
-    def run(self):
-        try:
-            if connection.vendor == "sqlite":
-                self._sqlite()
-            else:
-                self._postgres()
-        except Exception as error:  # noqa: BLE001 - reported by the test
-            self.error = error
-            self.ready.set()
-        finally:
-            self.released.set()
-
-    def _sqlite(self):
-        holder = sqlite3.connect(connection.settings_dict["NAME"], timeout=10, isolation_level=None)
-        try:
-            holder.execute("BEGIN IMMEDIATE")
-            self.ready.set()
-            time.sleep(self.hold_s)
-            holder.execute("ROLLBACK")
-        finally:
-            holder.close()
-
-    def _postgres(self):
-        import psycopg
-
-        settings = connection.settings_dict
-        holder = psycopg.connect(
-            dbname=settings["NAME"],
-            user=settings.get("USER") or "postgres",
-            password=settings.get("PASSWORD") or None,
-            host=settings.get("HOST") or "127.0.0.1",
-            port=settings.get("PORT") or 5432,
-        )
-        try:
-            holder.execute(f'LOCK TABLE "{Message._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
-            self.ready.set()
-            time.sleep(self.hold_s)
-            holder.rollback()
-        finally:
-            holder.close()
 
 
 def _publish(vhost, first, count):
@@ -84,14 +31,6 @@ def _publish(vhost, first, count):
     for number in range(first, first + count):
         channel.basic_publish("", "nowhere", b"%d" % number)
     connection_.close()
-
-
-def _waiting_in_tap_queue(vhost):
-    connection_ = client(vhost)
-    try:
-        return connection_.channel().queue_declare("warren.tap", passive=True).method.message_count
-    finally:
-        connection_.close()
 
 
 def _timed_get(client_, path):
@@ -132,11 +71,15 @@ def _read_pages(readers):
         return dict(zip(PAGES, pool.map(read, zip(readers, PAGES, strict=True)), strict=True))
 
 
-def test_it_keeps_events_in_the_tap_queue_and_stores_them_all_after_the_outage(
-    scratch_vhost, viewer
+@pytest.mark.parametrize("spool_max", [None, "32K"], ids=["spool", "spool-full"])
+def test_it_keeps_events_in_the_spool_and_stores_them_all_after_the_outage(
+    scratch_vhost, viewer, spool_max
 ):
     before, during = 50, 200
-    tap = TapProcess(scratch_vhost, args=["--prefetch", "20", "--batch-size", "10"]).start()
+    env = {"WARREN_SPOOL_MAX": spool_max} if spool_max else {}
+    tap = TapProcess(
+        scratch_vhost, env=env, args=["--prefetch", "20", "--batch-size", "10"]
+    ).start()
     lock = DatabaseLock()
     readers = _readers(viewer)
     try:
@@ -151,12 +94,22 @@ def test_it_keeps_events_in_the_tap_queue_and_stores_them_all_after_the_outage(
         locked_at = time.monotonic()
         _publish(scratch_vhost, before, during)
 
-        # Not acked while nothing can be stored: the events wait on the broker.
-        wait_until(
-            lambda: _waiting_in_tap_queue(scratch_vhost) >= during - 20,
-            timeout=5,
-            what="the events to wait in the tap queue",
-        )
+        if spool_max is None:
+            # Captured and acked while nothing can be stored: they wait in the spool.
+            wait_until(
+                lambda: (
+                    spooled(scratch_vhost) >= during and not waiting_in_tap_queue(scratch_vhost)
+                ),
+                timeout=8,
+                what="the events to wait in the spool, the tap queue empty",
+            )
+        else:
+            # The spool full (32 KiB, some 50 events): not acked, the rest wait on the broker.
+            wait_until(
+                lambda: waiting_in_tap_queue(scratch_vhost) >= during // 4,
+                timeout=8,
+                what="the events to wait in the tap queue once the spool is full",
+            )
         pages = _read_pages(readers)
         assert not lock.released.is_set(), "the lock ended before the pages were read"
         assert tap.process.poll() is None
@@ -173,7 +126,7 @@ def test_it_keeps_events_in_the_tap_queue_and_stores_them_all_after_the_outage(
         if connection.vendor == "postgresql":
             # The Messages list needs the locked table: the banner, after lock_timeout.
             assert pages["/messages/"][0].status_code == 503
-        waited = _waiting_in_tap_queue(scratch_vhost)
+        waited = waiting_in_tap_queue(scratch_vhost)
         try:
             wait_until(
                 lambda: Message.objects.filter(vhost=scratch_vhost).count() >= before + during,
@@ -192,10 +145,13 @@ def test_it_keeps_events_in_the_tap_queue_and_stores_them_all_after_the_outage(
         )
         time.sleep(0.5)
         assert tap.process.poll() is None
-        assert _waiting_in_tap_queue(scratch_vhost) == 0
+        assert waiting_in_tap_queue(scratch_vhost) == 0
     finally:
-        lock.join(LOCK_S + 5)
+        if lock.ident is not None:
+            lock.join(LOCK_S + 5)
         tap.stop()
     bodies = sorted(int(bytes(b)) for b in Message.objects.values_list("body", flat=True))
     assert bodies == list(range(before + during))  # every one, once
+    full = TapGap.objects.filter(vhost=scratch_vhost, reason="spool full")
+    assert full.exists() == (spool_max is not None)
     assert not TapGap.objects.filter(vhost=scratch_vhost, dropped__gt=0).exists()

@@ -18,6 +18,7 @@ from django.urls import reverse
         ("500", "boom from the broker"),
         ("503", "node is booting"),
         ("html", "not JSON"),
+        ("lists", "with something else than"),
         # Timed: alone, after the parallel run, so that other tests' load does not count.
         pytest.param("slow", "did not answer in time", marks=pytest.mark.serial),
     ],
@@ -34,6 +35,15 @@ def test_it_shows_a_banner_and_answers_promptly(viewer_client, sick_broker, mode
     if mode == "slow":
         # The 1 s timeout bounds the wait (overview and nodes are two calls at most).
         assert elapsed < 2.8
+
+
+def test_it_says_so_when_the_vhosts_come_in_another_shape(viewer_client, sick_broker):
+    sick_broker.mode = "lists"
+    response = viewer_client.get(reverse("vhosts"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "banner-error" in page
+    assert "answered vhosts with something else than a list" in page
 
 
 def test_it_reports_the_broker_degraded_in_health(viewer_client, sick_broker):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from rabbit.brokers import default_broker
 from rabbit.field_tables import decode_table
+from rabbit.frames import DeliveryParser
 from rabbit.raw import TraceConsumer
 from tests.polling import wait_until
 from tests.tracer.tapping import TapProcess
@@ -73,6 +74,7 @@ def entry(key: bytes, kind: bytes, value: bytes) -> bytes:
 
 @given(tables, st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4))
 @example({"a": 1}, [(0, ord("Z"))])
+@example({"t": {"k": 1, "s": "x"}, "after": []}, [(6, 0x0A)])  # the inner table's length cut short
 def test_it_reads_what_pika_can_read_of_damaged_bytes(table, flips):
     data = bytearray(encoded(table))
     for position, value in flips:
@@ -134,9 +136,9 @@ def deliver_frames(tag: int, header_table: bytes, body: bytes) -> bytes:
 @example(table_bytes(entry(b"k", b"S", b"\xff\xff\xff\xff")))  # a length past the end
 @example(b"\xff\xff\xff\xff")
 def test_the_reader_hands_on_every_message_whatever_its_header_bytes(header_table):
-    reader = TraceConsumer("amqp://guest:guest@127.0.0.1:5672/%2F", vhost="v")
+    parser = DeliveryParser(decode_headers=True, on_method=lambda *_: None)
     frames = deliver_frames(7, header_table, b"body") + deliver_frames(8, encoded({}), b"next")
-    deliveries = reader._parse(frames)
+    deliveries = parser.parse(frames)
     assert [delivery.tag for delivery in deliveries] == [7, 8]
     first, second = deliveries
     assert first.body == b"body" and second.body == b"next"
@@ -203,3 +205,23 @@ def test_the_tap_stores_messages_whose_headers_no_decoder_reads_and_goes_on(scra
     assert bytes(first.body) == b"one"
     assert second.routing_keys == ["second"]
     assert second.properties["headers"] == {"plain": "yes"}
+
+
+def test_it_finds_where_each_whole_message_ends_however_the_bytes_are_cut():
+    first = deliver_frames(1, encoded({}), b"a" * 10)
+    second = deliver_frames(2, encoded({}), b"")[:-8]  # an empty body: no body frame at all
+    third = deliver_frames(3, encoded({}), b"c" * 3)
+    stream = first + second + third
+    whole = len(first), len(first) + len(second), len(stream)
+    for cut in range(1, len(stream)):
+        parser = DeliveryParser(decode_headers=False, on_method=lambda *_: None)
+        head, tail = stream[:cut], stream[cut:]
+        ends = parser.message_ends(head)
+        complete = [(end, True) for end in whole if end <= cut]
+        # Where messages end within what has come; else all of it is taken as it is.
+        assert ends == complete or (not complete and ends[-1][0] <= cut and not ends[-1][1])
+        taken = ends[-1][0]
+        parsed = parser.parse(head[:taken])
+        parsed += parser.parse(head[taken:] + tail)
+        assert [delivery.tag for delivery in parsed] == [1, 2, 3]
+        assert [delivery.body for delivery in parsed] == [b"a" * 10, b"", b"c" * 3]

@@ -44,6 +44,7 @@ class TapProcess:
         self.args = list(args)
         self.process = None
         self.log = None
+        self.last_output = ""
 
     def start(self, wait=True):
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in __exit__
@@ -56,10 +57,14 @@ class TapProcess:
             command + self.args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
         if wait:
-            self.wait_connected()
+            try:
+                self.wait_connected()
+            except BaseException:
+                self.stop()  # no tap outlives the test that could not use it
+                raise
         return self
 
-    def wait_connected(self, timeout=20.0):
+    def wait_connected(self, timeout=45.0):
         from tracer.models import TapSession
 
         def connected():
@@ -67,7 +72,10 @@ class TapProcess:
             session = TapSession.objects.filter(pid=self.process.pid).first()
             return session and all((session.connected or {}).get(v) for v in self.vhosts)
 
-        wait_until(connected, timeout, what="the tap to connect")
+        try:
+            wait_until(connected, timeout, what="the tap to connect")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nthe tap's log:\n{self.output()}") from None
 
     def session(self):
         from tracer.models import TapSession
@@ -95,6 +103,7 @@ class TapProcess:
                 raise AssertionError(
                     f"the tap did not stop on SIGTERM:\n{output}\nwhere it was:\n{stacks}"
                 ) from None
+        self.last_output = self.output()  # what it logged, for a failing assertion to show
         self._forget_log()
         return self.process.returncode if self.process else None
 
@@ -126,6 +135,14 @@ def _stacks(pid):
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"(no stacks: {error})"
     return (done.stdout + done.stderr)[-8000:]
+
+
+def child_pids(pid, module):
+    """The tap's helper processes running `module` (tracer.tap.capture, tracer.tap.feed)."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(pid), "-f", module], capture_output=True, text=True, check=False
+    )
+    return [int(line) for line in found.stdout.split()]
 
 
 def client(vhost, name="warren-test-client"):

@@ -102,6 +102,32 @@ def test_it_acks_multiple_so_nothing_comes_back(scratch_vhost):
     connection.close()
 
 
+def test_it_proves_an_ack_was_taken_before_the_connection_dies(scratch_vhost):
+    connection = client(scratch_vhost)
+    channel = connection.channel()
+    channel.queue_declare("raw-proof")
+    for number in range(10):
+        channel.basic_publish("", "raw-proof", str(number).encode())
+    consumer, got = _consume_all(scratch_vhost, "raw-proof", 10, prefetch=10)
+    consumer.ack(got[-1].tag, confirm=True)
+    wait_until(
+        lambda: consumer.poll(0.1) == [] and consumer.acks_confirmed == 1,
+        timeout=10,
+        interval=0,
+        what="the broker's answer to the Qos sent after the ack",
+    )
+    # Die without a goodbye (as a killed capture does): what the broker proved
+    # it took stays taken, nothing comes back.
+    consumer._socket().close()
+    wait_until(
+        lambda: channel.queue_declare("raw-proof", passive=True).method.consumer_count == 0,
+        timeout=10,
+        what="the broker to notice the dead connection",
+    )
+    assert channel.queue_declare("raw-proof", passive=True).method.message_count == 0
+    connection.close()
+
+
 def test_it_reports_a_missing_queue_and_a_deleted_one(scratch_vhost, mgmt):
     consumer = TraceConsumer(default_broker().amqp_url(), vhost=scratch_vhost).connect()
     try:

@@ -1,9 +1,14 @@
 """The benchmark helpers that can be checked without running a benchmark."""
 
+import time
+from urllib.parse import quote
+
 import pytest
 
-from benchmarks import capacity, capture, common, queries
+from benchmarks import capacity, capture, common, queries, synthetic
+from rabbit import amqp
 from rabbit.brokers import default_broker
+from tests.polling import wait_until
 from tracer.models import Flow, Message
 
 
@@ -71,3 +76,35 @@ def test_capture_spools_every_event_it_acks_and_measures_both_loops():
     assert "read and ack only" in rows["CPU per event (this process)"].reference
     assert float(rows["CPU per event (this process)"].measured.split()[0]) > 0
     assert any("pre-filling 'spooled'" in line for line in said)
+
+
+def test_it_releases_staged_events_into_the_tap_queue_of_a_traced_vhost_alone(scratch_vhost, mgmt):
+    config = default_broker()
+    url = config.amqp_url()
+    capacity.prepare(config, scratch_vhost)
+    staged = synthetic.stage(url, scratch_vhost, calls=5, flows_per_s=100.0, lead_s=0.5)
+    assert staged.events == 20
+    mgmt.put(f"vhosts/{quote(scratch_vhost, safe='')}", {"tracing": True})
+    expected = [key for key, _, _ in synthetic.ordered_events(scratch_vhost, 5)]
+
+    connection = amqp.blocking_connection(url, vhost=scratch_vhost, name="warren-test")
+    try:
+        channel = connection.channel()
+        got = []
+
+        def take():
+            method, properties, _ = channel.basic_get("warren.tap", auto_ack=True)
+            if method is not None:
+                got.append((method.exchange, method.routing_key, properties.headers))
+            return len(got) >= 20
+
+        assert wait_until(take, 30, interval=0.01)
+        time.sleep(1.0)  # anything the firehose made of the staging would be here by now
+        take()
+        assert synthetic.staged_left(url, scratch_vhost) == 0
+    finally:
+        connection.close()
+    assert [key for _, key, _ in got] == expected
+    assert {exchange for exchange, _, _ in got} == {"amq.rabbitmq.trace"}
+    assert all(headers["vhost"] == scratch_vhost for _, _, headers in got)
+    assert all(headers["x-first-death-reason"] == "expired" for _, _, headers in got)

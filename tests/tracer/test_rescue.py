@@ -6,7 +6,7 @@ from rabbit import amqp
 from rabbit.brokers import default_amqp_url
 from tests.polling import wait_until
 from tracer.tap import rescue
-from tracer.tap.reader import declare_tap_queue
+from tracer.tap.queue import declare_tap_queue
 
 LONG_QUEUE = "l" * 250
 

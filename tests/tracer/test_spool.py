@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.polling import wait_until
-from tracer.tap.spool import Spool, SpooledFrame, SpoolFull
+from tests.small_disk import fill, small_disk
+from tracer.tap.spool import Spool, SpooledFrame, SpoolFull, SpoolSlot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def frame(n, body=b"", arrived_us=None):
     return SpooledFrame(
         arrived_us=1_700_000_000_000_000 + n if arrived_us is None else arrived_us,
-        read_id=n // 3,
+        stamp_error_us=n % 7,
         redelivered=n % 5 == 0,
+        backlog=n % 2 == 0,
         routing_key=b"publish.",
         header=b"\x00\x00\x00\x00",
         body=body or b"%d" % n,
@@ -50,6 +52,7 @@ def test_it_refuses_a_batch_that_would_pass_its_bound_and_keeps_nothing_of_it(sp
         spool.append([frame(1, body=b"y" * 100), frame(2, body=b"z" * 4000)])
     assert spool.held() == (6000 + 8 + 4, 1)
     assert [f.body[:1] for _, f in spool.read(0, 10)] == [b"x"]
+    spool.mark_acked(1)
     assert spool.release(1) == 1
     assert spool.append([frame(2, body=b"z" * 4000)]) == 2  # room again; numbers go on
     assert spool.held() == (4000 + 12, 1)
@@ -58,7 +61,8 @@ def test_it_refuses_a_batch_that_would_pass_its_bound_and_keeps_nothing_of_it(sp
 def test_it_never_numbers_a_frame_twice_even_when_emptied(tmp_path):
     path = tmp_path / "tap.spool"
     spool = Spool(path, max_bytes=10_000)
-    spool.append([frame(n) for n in range(4)])
+    spool.append([frame(n) for n in range(4)], acked_upto=0)
+    spool.mark_acked(4)
     spool.release(4)
     assert spool.held() == (0, 0)
     spool.close()
@@ -84,7 +88,7 @@ WRITER = textwrap.dedent(
     spool = Spool(sys.argv[1], max_bytes=10**9)
     n = 0
     while True:
-        frames = [SpooledFrame(n + i, n, False, b"publish.", b"h" * 50, b"b" * 500)
+        frames = [SpooledFrame(n + i, 0, False, False, b"publish.", b"h" * 50, b"b" * 500)
                   for i in range(100)]
         last = spool.append(frames)
         n += 100
@@ -129,9 +133,82 @@ def test_a_reader_in_another_process_follows_the_writer(tmp_path):
     reader = Spool(path, max_bytes=10**6)  # another connection, as an indexer has
     spool.append([frame(n) for n in range(5)])
     assert len(reader.read(0, 100)) == 5
-    spool.append([frame(n) for n in range(5, 8)])
+    spool.append([frame(n) for n in range(5, 8)], acked_upto=5)
     assert [seq for seq, _ in reader.read(5, 100)] == [6, 7, 8]
-    assert reader.release(6) == 6
+    assert reader.release(6) == 5  # stored up to 6, but acked only up to 5
+    spool.mark_acked(8)
+    assert reader.release(6) == 1
     assert spool.held()[1] == 2
     spool.close()
     reader.close()
+
+
+def test_it_keeps_what_was_not_acked_for_capture_to_recognise(spool):
+    spool.append([frame(n) for n in range(3)])
+    spool.append([frame(n) for n in range(3, 6)], acked_upto=3)  # the first commit was acked
+    assert spool.acked_seq() == 3
+    assert [seq for seq, _ in spool.unconfirmed()] == [4, 5, 6]
+    assert spool.release(6) == 3  # stored, but 4-6 may come again from the broker
+    assert [f.body for _, f in spool.unconfirmed()] == [b"3", b"4", b"5"]
+    spool.mark_acked(6)
+    assert spool.unconfirmed() == []
+    assert spool.release(6) == 3
+
+
+def test_it_gives_each_running_tap_a_spool_file_of_its_own(tmp_path):
+    first = SpoolSlot(tmp_path, "/")
+    second = SpoolSlot(tmp_path, "/")
+    other = SpoolSlot(tmp_path, "a/b c")
+    assert first.path.name == "%2F.0.spool"
+    assert second.path.name == "%2F.1.spool"
+    assert other.path.name == "a%2Fb%20c.0.spool"
+    first.release()
+    again = SpoolSlot(tmp_path, "/")  # a tap started after the first ended takes its spool
+    assert again.path == first.path
+    for slot in (second, other, again):
+        slot.release()
+
+
+def test_it_refuses_appends_before_its_disk_is_full_and_can_still_release():
+    # A real disk of 24 MiB: the spool says "full" while releasing still has
+    # room; on a disk full to the last byte SQLite could not even delete.
+    with small_disk(24) as folder:
+        spool = Spool(folder / "tap.spool", max_bytes=1 << 40, disk_reserve=2 << 20)
+        try:
+            appended = 0
+            with pytest.raises(SpoolFull, match="the spool's disk has [0-9,]+ bytes free"):
+                while True:  # sqlite3's "database or disk is full" would fail the test
+                    spool.mark_acked(spool.append([frame(n, body=b"x" * 20_000) for n in range(8)]))
+                    appended += 8
+            assert appended > 100  # most of the disk was used first
+            assert spool.held()[1] == appended  # nothing of the refused append
+            assert spool.release(spool.last_seq()) == appended
+            assert spool.held() == (0, 0)
+            # What was freed takes new frames again, on the same full-sized disk.
+            for _ in range(appended // 16):
+                spool.mark_acked(spool.append([frame(n, body=b"y" * 20_000) for n in range(8)]))
+            assert spool.held()[1] == 8 * (appended // 16)
+        finally:
+            spool.close()
+
+
+def test_it_says_the_disk_is_full_and_releases_once_space_is_freed():
+    # A disk filled to the last byte by someone else: the error says so (not
+    # a failed rollback), and once the space is back the same spool goes on.
+    with small_disk(4) as folder:
+        spool = Spool(folder / "tap.spool", max_bytes=1 << 40, disk_reserve=0)
+        try:
+            with pytest.raises(SpoolFull):
+                while True:
+                    spool.mark_acked(spool.append([frame(n, body=b"x" * 20_000) for n in range(8)]))
+            held = spool.held()[1]
+            ballast = fill(folder, leave_bytes=0)
+            with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+                spool.release(spool.last_seq())
+            assert not spool._db.in_transaction
+            assert spool.held()[1] == held  # nothing half-released
+            ballast.unlink()
+            assert spool.release(spool.last_seq()) == held
+            assert spool.held() == (0, 0)
+        finally:
+            spool.close()

@@ -1,6 +1,9 @@
 """The tap against the real broker and the test database: flows, faults, hostile input."""
 
+import os
+import signal
 import statistics
+import subprocess
 import threading
 import time
 
@@ -25,7 +28,7 @@ def test_it_traces_calls_into_complete_flows_with_four_events(scratch_vhost, mgm
         ids = sequential_calls(scratch_vhost, 20)
         wait_until(flows_complete(scratch_vhost, 20), what="20 complete flows", timeout=15.0)
         session = tap.session()
-    assert tap.process.returncode == 0
+    assert tap.process.returncode == 0, tap.last_output
     for corr in ids:
         flow = Flow.objects.get(vhost=scratch_vhost, correlation_id=corr)
         events = list(Message.objects.filter(flow_id=flow.id).order_by("captured_at"))
@@ -240,30 +243,151 @@ def test_it_loses_nothing_when_killed_mid_burst(scratch_vhost):
     )
 
 
-def test_it_marks_events_it_sees_again_after_a_crash_between_commit_and_ack(scratch_vhost):
-    tap = TapProcess(scratch_vhost, args=["--crash-after-batches", "1", "--batch-size", "100"])
-    tap.start()
-    connection = client(scratch_vhost)
+def _children(pid, module):
+    found = subprocess.run(
+        ["pgrep", "-P", str(pid), "-f", module], capture_output=True, text=True, check=False
+    )
+    return [int(line) for line in found.stdout.split()]
+
+
+@pytest.mark.parametrize("module", ["tracer.tap.capture", "tracer.tap.feed"])
+def test_it_loses_nothing_and_stores_nothing_twice_when_a_child_is_killed_mid_burst(
+    scratch_vhost, module
+):
+    count = 3000
+    with TapProcess(scratch_vhost, args=["--batch-size", "200"]) as tap:
+        done = threading.Event()
+        sender = threading.Thread(target=_burst, args=(scratch_vhost, count, done))
+        sender.start()
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 400,
+            what="the burst under way",
+            timeout=30.0,
+        )
+        (child,) = _children(tap.process.pid, module)
+        os.kill(child, signal.SIGKILL)
+        sender.join(60)
+        assert done.is_set()
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 2 * count,
+            timeout=60,
+            what="every event stored",
+        )
+        time.sleep(0.5)
+        assert _children(tap.process.pid, module) != [child]  # another took its place
+    assert Message.objects.filter(vhost=scratch_vhost).count() == 2 * count
+    published = Message.objects.filter(vhost=scratch_vhost, event="publish")
+    assert sorted(int(bytes(b)) for b in published.values_list("body", flat=True)) == list(
+        range(count)
+    )
+
+
+def test_it_loses_nothing_and_stores_nothing_twice_when_capture_and_indexer_die_together(
+    scratch_vhost,
+):
+    # SIGKILL, mid-burst, to capture (between reads, commits and acks), the
+    # feeder and the tap process (the indexer: its writer mid-batch), one
+    # right after the other: nothing gets to finish what it was doing.
+    count = 3000
+    tap = TapProcess(scratch_vhost, args=["--batch-size", "200"]).start()
+    done = threading.Event()
+    sender = threading.Thread(target=_burst, args=(scratch_vhost, count, done))
+    sender.start()
+    try:
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 400,
+            what="the burst under way",
+            timeout=30.0,
+        )
+        (capture,) = _children(tap.process.pid, "tracer.tap.capture")
+        (feeder,) = _children(tap.process.pid, "tracer.tap.feed")
+        for pid in (capture, tap.process.pid, feeder):
+            os.kill(pid, signal.SIGKILL)
+        stored_then = Message.objects.filter(vhost=scratch_vhost).count()
+    finally:
+        tap.stop()  # reaps it (killed already, or if the test failed before)
+    sender.join(60)
+    assert done.is_set()
+    assert stored_then < 2 * count  # killed mid-burst, not after it
+    with TapProcess(scratch_vhost) as again:
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 2 * count,
+            timeout=60,
+            what="every event stored",
+        )
+        time.sleep(0.5)
+        session = again.session()
+    assert Message.objects.filter(vhost=scratch_vhost).count() == 2 * count
+    for event in ("publish", "deliver"):
+        bodies = Message.objects.filter(vhost=scratch_vhost, event=event)
+        assert sorted(int(bytes(b)) for b in bodies.values_list("body", flat=True)) == list(
+            range(count)
+        )
+    assert not Message.objects.filter(vhost=scratch_vhost, duplicates__gt=0).exists()
+    print(
+        f"\nall killed with {stored_then} of {2 * count} stored; the next tap dropped "
+        f"{session.duplicates} copies the broker sent again"
+    )
+
+
+def _publish_numbered(vhost, count):
+    connection = client(vhost)
     channel = connection.channel()
-    for index in range(300):
+    for index in range(count):
         channel.basic_publish("", "nowhere", b"%d" % index)
     connection.close()
+
+
+def _stored_bodies(vhost):
+    bodies = Message.objects.filter(vhost=vhost).values_list("body", flat=True)
+    return sorted(int(bytes(body)) for body in bodies)
+
+
+def test_it_stores_nothing_twice_after_the_indexer_dies_between_commit_and_release(
+    scratch_vhost,
+):
+    tap = TapProcess(scratch_vhost, args=["--crash-after-batches", "1", "--batch-size", "100"])
+    tap.start()
+    _publish_numbered(scratch_vhost, 300)
     try:
         tap.process.wait(40)
     finally:
         exit_code = tap.stop()  # kills it if it is still there: no tap outlives the test
-    assert exit_code == 70
+    assert exit_code == 70  # died after its first commit, before the spool heard of it
     first_batch = Message.objects.filter(vhost=scratch_vhost).count()
-    assert first_batch > 0
-    with TapProcess(scratch_vhost):
+    assert 0 < first_batch <= 100
+    with TapProcess(scratch_vhost) as again:
         wait_until(
             lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 300,
             what="all 300 events",
-            timeout=15.0,
+            timeout=30.0,
         )
         time.sleep(0.5)
-    assert Message.objects.filter(vhost=scratch_vhost).count() == 300
-    assert sum(Message.objects.values_list("duplicates", flat=True)) == first_batch
+        session = again.session()
+    # The next tap went on from the position committed with the rows: exactly once.
+    assert _stored_bodies(scratch_vhost) == list(range(300))
+    assert session.duplicates == 0
+
+
+def test_it_drops_the_brokers_copies_after_capture_dies_between_spool_and_ack(scratch_vhost):
+    tap = TapProcess(scratch_vhost, args=["--crash-capture-after", "1", "--prefetch", "50"])
+    with tap:
+        _publish_numbered(scratch_vhost, 300)
+        wait_until(
+            lambda: Message.objects.filter(vhost=scratch_vhost).count() >= 300,
+            what="all 300 events",
+            timeout=40.0,
+        )
+        time.sleep(0.5)
+        session = tap.session()
+    # Capture died after its first commit, before the ack: the broker delivered
+    # that commit's messages again (flagged redelivered), and the next capture
+    # recognised each against the spool's unconfirmed frames.
+    assert _stored_bodies(scratch_vhost) == list(range(300))
+    assert 0 < session.duplicates <= 50
+    assert not Message.objects.filter(vhost=scratch_vhost, duplicates__gt=0).exists()
+    gaps = TapGap.objects.filter(vhost=scratch_vhost, reason="connection lost")
+    assert gaps.count() >= 1 and sum(gap.dropped for gap in gaps) == 0
 
 
 def test_it_shares_one_tap_queue_between_two_tap_processes(scratch_vhost):
@@ -333,3 +457,42 @@ def test_it_follows_vhosts_created_and_deleted_with_star(scratch_vhost, mgmt, mo
         mgmt.delete_vhost(second)
     assert not runner.is_alive()
     assert TapSession.objects.get().vhosts == [second]
+
+
+def test_it_reads_the_vhosts_chosen_in_the_console_as_the_choice_changes(scratch_vhost, mgmt):
+    from tests.conftest import unique_name
+    from tracer.store import traced
+    from tracer.tap import process as tap_module
+
+    # Nothing named on the command line: the stored choice, seeded with a vhost of its own.
+    seed = [scratch_vhost]
+    config = tap_module.TapConfig.from_settings(vhosts=seed, follow_choice=True)
+    tap = tap_module.Tap(config)
+    runner = threading.Thread(target=tap.run)
+    runner.start()
+    second = unique_name("warren-test-vhost")
+    mgmt.create_vhost(second)
+    try:
+        wait_until(
+            lambda: scratch_vhost in tap.readers and tap.readers[scratch_vhost].connected,
+            timeout=45.0,
+            what="the seeded vhost read",
+        )
+        assert second not in tap.readers
+        traced.choose(second, True, seed)  # what the Vhosts page's switch does
+        wait_until(
+            lambda: second in tap.readers and tap.readers[second].connected,
+            timeout=45.0,
+            what="the vhost switched on in the console read",
+        )
+        assert tracing_on(mgmt, second)
+        traced.choose(scratch_vhost, False, seed)
+        wait_until(
+            lambda: scratch_vhost not in tap.readers, what="the vhost switched off", timeout=15.0
+        )
+    finally:
+        tap.stop()
+        runner.join(30)
+        mgmt.set_tracing(second, False)
+        mgmt.delete_vhost(second)
+    assert not runner.is_alive()

@@ -56,7 +56,7 @@ def test_it_keeps_every_field_of_the_result_when_a_refused_batch_is_stored_row_b
 
     request, delivered, refused = batch
     assert "$unstorable" in Message.objects.get(id=refused.id).properties  # stored stripped
-    assert (result.received, result.stored, result.duplicates) == (3, 3, 0)
+    assert (result.received, result.stored) == (3, 3)
     assert result.backlog == 1
     assert (result.first_id, result.last_id) == (request.id, refused.id)
     assert result.last_event_us == max(event.captured_us for event in batch)
@@ -116,7 +116,6 @@ def test_it_merges_every_field_of_two_batch_results():
     earlier = storage.BatchResult(
         received=4,
         stored=3,
-        duplicates=1,
         backlog=2,
         first_id=10,
         last_id=12,
@@ -127,7 +126,6 @@ def test_it_merges_every_field_of_two_batch_results():
     later = storage.BatchResult(
         received=2,
         stored=2,
-        duplicates=0,
         backlog=1,
         first_id=20,
         last_id=21,
@@ -141,7 +139,6 @@ def test_it_merges_every_field_of_two_batch_results():
     checked = {
         "received": 6,
         "stored": 5,
-        "duplicates": 1,
         "backlog": 3,
         "first_id": 10,
         "last_id": 21,

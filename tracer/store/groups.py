@@ -6,6 +6,7 @@ by reply queue for calls without one — and the flows their requests lead,
 then tracer.store.pairing recomputes them with the new events.
 """
 
+import json
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -15,8 +16,8 @@ from typing import TypeAlias
 from django.db.backends.utils import CursorWrapper
 
 from tracer.models import Message, ReplyQueue
-from tracer.store import pairing
-from tracer.store.pairing import GroupKey, ReplyQueueKey
+from tracer.store import flow_keys, services
+from tracer.store.flow_keys import GroupKey, ReplyQueueKey
 from tracer.store.sql import (
     DbTime,
     SqlParam,
@@ -25,6 +26,7 @@ from tracer.store.sql import (
     db_time,
     is_postgres,
     marks,
+    quote,
     table_of,
     us_from_db,
 )
@@ -47,19 +49,42 @@ _PAIRING_FIELDS = (
     "fingerprint",
     "backlog",
     "flow_id",
+    "routed_queues",
+    "properties",
+)
+# Properties are read for requests only: the service rules need them, nothing else does.
+_REQUEST_PROPERTIES = (
+    f"CASE WHEN {quote('event')} = 'publish' AND {quote('reply_to')} <> '' "
+    f"THEN {quote('properties')} END"
 )
 
 
-# A stored message's pairing columns, in _PAIRING_FIELDS order (booleans may come as 0/1).
+# A stored message's pairing columns, in _PAIRING_FIELDS order (booleans may come as 0/1;
+# JSON as text or already decoded, depending on the database).
 _StoredRow: TypeAlias = tuple[
-    int, str, DbTime, str, str, str, str, str, str, int, int, int, int | None
+    int, str, DbTime, str, str, str, str, str, str, int, int, int, int | None, object, object
 ]
 
 
-def stored_event(row: _StoredRow) -> pairing.Event:
+def routed_queues_of(stored: object) -> tuple[str, ...]:
+    """A publish's routed queues as a database column or a captured event holds them."""
+    if isinstance(stored, bytes | bytearray | memoryview):
+        stored = bytes(stored).decode("utf-8", "replace")
+    if isinstance(stored, str):
+        try:
+            stored = json.loads(stored) if stored else None
+        except ValueError:
+            return ()
+    if isinstance(stored, list | tuple):
+        return tuple(queue for queue in stored if isinstance(queue, str))
+    return ()
+
+
+def stored_event(row: _StoredRow, rules: tuple[str, ...]) -> flow_keys.Event:
     (message_id, kind, at, vhost, exchange, routing_key, queue, correlation_id, reply_to,
-     redelivered, fingerprint, backlog, flow_id) = row  # fmt: skip
-    return pairing.Event(
+     redelivered, fingerprint, backlog, flow_id, routed, properties) = row  # fmt: skip
+    request = kind == flow_keys.PUBLISH and bool(reply_to)
+    return flow_keys.Event(
         id=message_id,
         kind=kind,
         at=us_from_db(at),
@@ -73,16 +98,22 @@ def stored_event(row: _StoredRow) -> pairing.Event:
         fingerprint=fingerprint,
         backlog=bool(backlog),
         flow_id=flow_id,
+        routed_queues=routed_queues_of(routed),
+        service=services.service_of(exchange, routing_key, properties, rules) if request else "",
     )
 
 
 def select_events(
     cursor: CursorWrapper, where: str, params: Sequence[SqlParam]
-) -> list[pairing.Event]:
+) -> list[flow_keys.Event]:
     """Pairing columns of messages, with plain SQL: no ORM object, no converters."""
-    columns = ", ".join(column(name, name == "captured_at") for name in _PAIRING_FIELDS)
+    columns = ", ".join(
+        _REQUEST_PROPERTIES if name == "properties" else column(name, name == "captured_at")
+        for name in _PAIRING_FIELDS
+    )
     cursor.execute(f"SELECT {columns} FROM {table_of(Message)} WHERE {where}", params)  # noqa: S608
-    return [stored_event(row) for row in cursor.fetchall()]
+    rules = services.configured_rules()
+    return [stored_event(row, rules) for row in cursor.fetchall()]
 
 
 def lock_reply_queues(cursor: CursorWrapper, queues: AbstractSet[ReplyQueueKey]) -> None:
@@ -100,7 +131,7 @@ def lock_reply_queues(cursor: CursorWrapper, queues: AbstractSet[ReplyQueueKey])
 def known_reply_queues(
     candidates: set[ReplyQueueKey], batch_requests: set[ReplyQueueKey]
 ) -> set[ReplyQueueKey]:
-    known = {queue for queue in candidates if pairing.is_direct_reply_to(queue[1])}
+    known = {queue for queue in candidates if flow_keys.is_direct_reply_to(queue[1])}
     known |= candidates & batch_requests
     unknown = candidates - known
     by_vhost: defaultdict[str, set[str]] = defaultdict(set)
@@ -119,7 +150,7 @@ def remember_reply_queues(
     rows = [
         (vhost, name, db_time(last_us))
         for vhost, name in sorted(batch_requests)
-        if not pairing.is_direct_reply_to(name)
+        if not flow_keys.is_direct_reply_to(name)
     ]
     if not rows:
         return
@@ -133,9 +164,9 @@ def remember_reply_queues(
 
 def load_groups(
     cursor: CursorWrapper, keys: Iterable[GroupKey], earliest_us: int
-) -> list[pairing.Event]:
+) -> list[flow_keys.Event]:
     """Stored events of the groups in `keys`, and of the flows their requests lead."""
-    loaded: dict[int, pairing.Event] = {}
+    loaded: dict[int, flow_keys.Event] = {}
     by_correlation: defaultdict[str, set[str]] = defaultdict(set)
     by_reply_queue: set[ReplyQueueKey] = set()
     for vhost, reply_queue, correlation_id in keys:
@@ -157,9 +188,25 @@ def load_groups(
                 if event.vhost == vhost and event.at >= since_us:
                     loaded[event.id] = event
     since = db_time(earliest_us - REPLY_TO_HORIZON_S * 1_000_000)
+    where = "correlation_id = %s AND vhost = %s AND reply_key = %s AND captured_at >= %s"
     for vhost, reply_queue in sorted(by_reply_queue):
-        where = "correlation_id = %s AND vhost = %s AND reply_key = %s AND captured_at >= %s"
-        for event in select_events(cursor, where, ["", vhost, reply_queue, since]):
+        found = select_events(cursor, where, ["", vhost, reply_queue, since])
+        # A reply routed by key to a queue of another name (reply_to as a routing key on
+        # the framework's own exchange): its deliveries are filed under that queue.
+        elsewhere = {
+            queue
+            for event in found
+            if event.kind == flow_keys.PUBLISH and event.routing_key == reply_queue
+            for queue in event.routed_queues
+            if queue != reply_queue
+        }
+        for queue in sorted(elsewhere):
+            found += [
+                event
+                for event in select_events(cursor, where, ["", vhost, queue, since])
+                if event.kind == flow_keys.DELIVER and event.routing_key == reply_queue
+            ]
+        for event in found:
             loaded[event.id] = event
     flow_ids = {event.flow_id for event in loaded.values() if event.flow_id is not None}
     flow_ids |= {event.id for event in loaded.values() if event.reply_to}

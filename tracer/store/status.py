@@ -17,7 +17,16 @@ from tracer.times import iso
 
 ALIVE = timedelta(seconds=10)
 RECENT_GAPS = 10
-COUNTERS = ("received", "stored", "duplicates", "backlog", "dropped", "queue_depth")
+COUNTERS = (
+    "received",
+    "stored",
+    "duplicates",
+    "backlog",
+    "dropped",
+    "queue_depth",
+    "spool_bytes",
+    "spool_frames",
+)
 
 
 def _sessions():
@@ -68,6 +77,8 @@ def tap_status(tracing=True):
     last = [s.last_event_at for s in recent if s.last_event_at is not None]
     status["last_event_at"] = iso(max(last)) if last else None
     status["lag_ms"] = max((s.lag_ms for s in shown), default=0.0)
+    # How far indexing is behind capture: the oldest spooled frame not yet stored.
+    status["index_lag_s"] = max((s.index_lag_s for s in alive), default=0.0)
     status["heartbeat_at"] = iso(max((s.heartbeat_at for s in shown), default=None))
     status["connected"] = connected
     status["problems"] = problems
@@ -85,6 +96,8 @@ def tap_health():
         "connected",
         "last_event_at",
         "lag_ms",
+        "index_lag_s",
+        "spool_bytes",
         "queue_depth",
         "dropped",
         "problems",

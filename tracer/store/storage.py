@@ -11,7 +11,6 @@ Ids are allocated before anything is written, which lets a message name its
 flow (a flow's id is its request's id) in the same insert.
 """
 
-from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -20,13 +19,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
-from tracer.models import Flow, Message, TapSession
-from tracer.store import pairing
+from tracer.models import Flow, Message
+from tracer.store import flow_keys, pairing, resolution, services
 from tracer.store.groups import (
     known_reply_queues,
     load_groups,
     lock_reply_queues,
     remember_reply_queues,
+    routed_queues_of,
 )
 from tracer.store.rollup import RollUp, contribution, write_flows
 from tracer.store.sql import (
@@ -67,6 +67,7 @@ MESSAGE_COLUMNS = (
     "fingerprint",
     "dedupe_key",
     "duplicates",
+    "stamp_error_us",
 )
 
 
@@ -127,7 +128,7 @@ class CapturedEvent(Protocol):
     @property
     def dedupe_key(self) -> int: ...
     @property
-    def tap_redelivered(self) -> bool: ...
+    def stamp_error_us(self) -> int: ...
 
 
 class NumberedEvent(CapturedEvent, Protocol):
@@ -140,7 +141,6 @@ class NumberedEvent(CapturedEvent, Protocol):
 class BatchResult:
     received: int = 0
     stored: int = 0
-    duplicates: int = 0
     backlog: int = 0
     first_id: int | None = None
     last_id: int | None = None
@@ -154,7 +154,6 @@ class BatchResult:
         Every field is merged here; a field added above needs its line below."""
         self.received += later.received
         self.stored += later.stored
-        self.duplicates += later.duplicates
         self.backlog += later.backlog
         if self.first_id is None:
             self.first_id = later.first_id
@@ -191,50 +190,13 @@ def _allocate_ids(cursor: CursorWrapper, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
-# --- duplicates -----------------------------------------------------------------
-
-
-def find_duplicates(events: Sequence[CapturedEvent]) -> dict[int, int]:
-    """Redelivered trace events already stored: {event index: original message id}.
-
-    Only a batch committed but not acked before a crash (or a lost connection)
-    can come back; its id range is kept on its TapSession (`unacked_ranges`)
-    until later batches are acked. An original absorbs at most one copy per
-    batch, so two identical events that were both in flight stay two.
-    """
-    wanted = {event.dedupe_key for event in events if event.tap_redelivered}
-    if not wanted:
-        return {}
-    ranges: list[tuple[int, int]] = []
-    for session_ranges in TapSession.objects.values_list("unacked_ranges", flat=True):
-        ranges.extend((int(first), int(last)) for first, last, *_ in session_ranges or ())
-    if not ranges:
-        return {}
-    originals: defaultdict[int, list[int]] = defaultdict(list)
-    for first, last in ranges:
-        rows = Message.objects.filter(
-            id__gte=first, id__lte=last, dedupe_key__in=list(wanted)
-        ).values_list("id", "dedupe_key")
-        for message_id, key in rows:
-            originals[key].append(message_id)
-    found: dict[int, int] = {}
-    used: set[int] = set()
-    for index, event in enumerate(events):
-        if not event.tap_redelivered:
-            continue
-        for message_id in sorted(originals.get(event.dedupe_key, ())):
-            if message_id not in used:
-                used.add(message_id)
-                found[index] = message_id
-                break
-    return found
-
-
 # --- pairing --------------------------------------------------------------------
 
 
-def _pairing_event(captured: NumberedEvent) -> pairing.Event:
-    return pairing.Event(
+def _pairing_event(captured: NumberedEvent, rules: tuple[str, ...]) -> flow_keys.Event:
+    routed = captured.routed_queues_json
+    request = captured.event == flow_keys.PUBLISH and bool(captured.reply_to)
+    return flow_keys.Event(
         id=captured.id,
         kind=captured.event,
         at=captured.captured_us,
@@ -247,6 +209,12 @@ def _pairing_event(captured: NumberedEvent) -> pairing.Event:
         redelivered=captured.redelivered,
         fingerprint=captured.fingerprint,
         backlog=captured.backlog,
+        routed_queues=routed_queues_of(routed) if routed else (),
+        service=services.service_of(
+            captured.exchange, captured.routing_key, captured.properties_json, rules
+        )
+        if request
+        else "",
     )
 
 
@@ -282,6 +250,7 @@ def _message_row(event: NumberedEvent) -> tuple[SqlParam, ...]:
         event.fingerprint,
         event.dedupe_key,
         0,
+        event.stamp_error_us,
     )
 
 
@@ -317,31 +286,24 @@ def store_batch(
     """Store captured events (tracer.tap.decoding.Captured) in one transaction.
 
     `session_update(cursor, result)` runs inside the same transaction, so a tap's
-    counters and unacked id ranges commit with the rows they describe.
+    counters and spool positions commit with the rows they describe.
     """
     timeout_s = settings.WARREN_RPC_TIMEOUT if timeout_s is None else timeout_s
     now = now_us() if now is None else now
     result = BatchResult(received=len(events))
     with transaction.atomic(), connection.cursor() as cursor:
-        duplicates = find_duplicates(events)
-        if duplicates:
-            counts = Counter(duplicates.values())
-            cursor.executemany(
-                f"UPDATE {table_of(Message)} SET duplicates = duplicates + %s WHERE id = %s",  # noqa: S608
-                [(count, message_id) for message_id, count in sorted(counts.items())],
-            )
-        fresh = [event for index, event in enumerate(events) if index not in duplicates]
-        result.duplicates = len(duplicates)
-        if fresh:
-            for event, message_id in zip(fresh, _allocate_ids(cursor, len(fresh)), strict=True):
+        # Every event is new: capture drops the broker's redeliveries before they
+        # reach the spool (tracer.tap.capture).
+        if events:
+            for event, message_id in zip(events, _allocate_ids(cursor, len(events)), strict=True):
                 event.id = message_id
-            result.first_id = fresh[0].id
-            result.last_id = fresh[-1].id
-            result.last_event_us = max(event.captured_us for event in fresh)
-            result.backlog = sum(1 for event in fresh if event.backlog)
-            # Every fresh event has its message id now.
-            _pair_and_write(cursor, cast("list[NumberedEvent]", fresh), timeout_s, now, result)
-            result.stored = len(fresh)
+            numbered = cast("Sequence[NumberedEvent]", events)
+            result.first_id = numbered[0].id
+            result.last_id = numbered[-1].id
+            result.last_event_us = max(event.captured_us for event in events)
+            result.backlog = sum(1 for event in events if event.backlog)
+            _pair_and_write(cursor, numbered, timeout_s, now, result)
+            result.stored = len(events)
         if session_update is not None:
             session_update(cursor, result)
     return result
@@ -354,13 +316,14 @@ def _pair_and_write(
     now: int,
     result: BatchResult,
 ) -> None:
-    new = [_pairing_event(event) for event in fresh]
+    rules = services.configured_rules()
+    new = [_pairing_event(event, rules) for event in fresh]
     batch_requests = {
         (event.vhost, event.reply_to)
         for event in new
-        if event.kind == pairing.PUBLISH and event.reply_to
+        if event.kind == flow_keys.PUBLISH and event.reply_to
     }
-    keys = pairing.keys_of(new)
+    keys = flow_keys.keys_of(new)
     lock_reply_queues(cursor, {(vhost, queue) for vhost, queue, _ in keys})
     known = known_reply_queues({(vhost, queue) for vhost, queue, _ in keys}, batch_requests)
     keys = {key for key in keys if (key[0], key[1]) in known}
@@ -378,6 +341,7 @@ def _pair_and_write(
     _insert_messages(cursor, fresh)
     if keys:
         result.flows, result.deleted_flow_ids = write_flows(cursor, changes, rollup)
+        resolution.mark_flows(cursor, fresh)
         fresh_ids = {event.id for event in fresh}
         moved = [
             (flow_of[event.id], event.id)

@@ -26,7 +26,13 @@ class TapOverrides(TypedDict, total=False):
     batch_ms: float | None
     prefetch: int | None
     crash_after_batches: int | None
+    crash_capture_after: int | None
     stop_grace_s: float | None
+    spool_dir: str | None
+    spool_max: int | None
+    spool_max_age_s: float | None
+    index_niceness: int | None
+    follow_choice: bool | None
 
 
 @dataclass
@@ -44,10 +50,20 @@ class TapConfig:
     batch_size: int = 8000
     batch_ms: float = 100.0
     prefetch: int = 16000
-    crash_after_batches: int = 0  # fault injection for tests: exit before acking
+    crash_after_batches: int = 0  # fault injection for tests: exit after a commit
+    crash_capture_after: int = 0  # ...and capture's: exit after a spool commit, before its ack
     # Asked to stop, the tap finishes its batch, acks and says goodbye; whatever
     # holds it up past this, it writes every thread's stack to its log and exits.
     stop_grace_s: float = 4.0
+    # Where capture's spool files are, and their bounds (WARREN_SPOOL_*).
+    spool_dir: str = "var/spool"
+    spool_max: int = 4 * 1024**3
+    spool_max_age_s: float = 7 * 86400.0
+    index_niceness: int = 5  # the writer thread and the feeders run this much nicer than capture
+    # Read the vhosts chosen in the console (tracer/store/traced.py; `vhosts`
+    # seeds that choice), not `vhosts` alone: what `manage.py tap` does
+    # unless --vhost names them.
+    follow_choice: bool = False
 
     @classmethod
     def from_settings(cls, **overrides: Unpack[TapOverrides]) -> Self:
@@ -60,6 +76,10 @@ class TapConfig:
             "body_limit": settings.WARREN_BODY_LIMIT,
             "timeout_s": settings.WARREN_RPC_TIMEOUT,
             "stop_grace_s": settings.WARREN_TAP_STOP_GRACE,
+            "spool_dir": str(settings.WARREN_SPOOL_DIR),
+            "spool_max": settings.WARREN_SPOOL_MAX,
+            "spool_max_age_s": settings.WARREN_SPOOL_MAX_AGE,
+            "index_niceness": settings.WARREN_INDEX_NICENESS,
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -25,7 +25,6 @@ from typing import Any, TypeAlias, TypeVar
 
 import orjson
 
-PUBLISH_PREFIX = "publish."
 DELIVER_PREFIX = "deliver."
 REPLAY_HEADER = "x-warren-replay-of"
 
@@ -72,6 +71,7 @@ CapturedValues: TypeAlias = tuple[
     int,  # dedupe_key
     bool,  # tap_redelivered
     int | None,  # flow_id
+    int,  # stamp_error_us
 ]
 
 
@@ -105,6 +105,7 @@ class Captured:
         "dedupe_key",
         "tap_redelivered",
         "flow_id",
+        "stamp_error_us",
     )
 
     # Annotations only (no class attributes beside the slots). The message id
@@ -135,6 +136,7 @@ class Captured:
     dedupe_key: int
     tap_redelivered: bool
     flow_id: int | None
+    stamp_error_us: int  # how late capture's stamp may be (0: read as it came)
 
     def __init__(self, **fields: object) -> None:
         # Only the names in __slots__ can be set: a misspelt field fails here.
@@ -142,6 +144,7 @@ class Captured:
         self.flow_id = None
         self.backlog = False
         self.tap_redelivered = False
+        self.stamp_error_us = 0
         for name, value in fields.items():
             setattr(self, name, value)
 
@@ -169,7 +172,7 @@ def captured_from_values(values: CapturedValues) -> Captured:
      event.properties_json, event.correlation_id, event.reply_to, event.body, event.body_size,
      event.body_truncated, event.redelivered, event.user, event.connection, event.channel,
      event.backlog, event.replay_of, event.fingerprint, event.dedupe_key, event.tap_redelivered,
-     event.flow_id) = values  # fmt: skip
+     event.flow_id, event.stamp_error_us) = values  # fmt: skip
     return event
 
 
@@ -412,6 +415,7 @@ def _decode(
     captured.fingerprint = fingerprint
     captured.dedupe_key = dedupe_key
     captured.tap_redelivered = bool(tap_redelivered)
+    captured.stamp_error_us = 0
     return captured
 
 

@@ -1,85 +1,73 @@
-"""The tap's feeder process: one per traced vhost, reading and decoding on a core of its own.
+"""The tap's feeder process: one per traced vhost, decoding what capture spooled.
 
-Profiling the tap (one process, reader threads and the writer under one GIL)
-showed reading (pika) and decoding take more than half of every event's
-Python time, so storing could never have the whole core. The tap's reader
-thread (tracer/tap/reader.py) therefore starts this process, which consumes the
-tap queue over rabbit/raw.py, stamps each frame on arrival, decodes it
-once (tracer/tap/decoding.py) and hands the decoded events to the tap through a
-pipe, in chunks. The tap acks through the same pipe after its commit.
+Capture (tracer/tap/capture.py) makes the raw trace messages durable in the
+vhost's spool; this process reads them from there in order, from the position
+the database says was stored last, decodes each once (tracer/tap/decoding.py)
+and hands the decoded events, with their spool sequence numbers, to the tap's
+writer through a pipe. The writer commits them with the spool position in one
+transaction, then says so (STORED): only then are they released from the spool.
+It runs niced, below capture: indexing may fall behind, reading may not.
 
-Nothing here touches Django or the database, and the process ends as soon as
-its pipe closes: a tap that dies (even by SIGKILL) takes its feeders with it,
-and the broker requeues whatever was not acked.
+At most WINDOW events are in flight between here and the writer's commit, so a
+spool that grew during a burst is decoded as fast as it is stored, never into
+memory all at once. Nothing here touches Django or its database, and the
+process ends as soon as its pipe closes. A release the spool's disk cannot
+take (full to the last byte) is tried again later: the frames wait, stored,
+and nothing is decoded twice.
 """
 
 import contextlib
+import os
 import select
 import signal
+import sqlite3
 import sys
 import time
-from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from typing import Any, Final, Literal, TypeAlias, TypedDict
 
-from rabbit.delivery import Delivery
-from rabbit.field_tables import AMQPRawError
-from rabbit.raw import TraceConsumer
+from rabbit.field_tables import headers_of
 from tracer.tap.decoding import Captured, decode
-from tracer.times import now_us
+from tracer.tap.spool import Spool, SpooledFrame
 
-# Parent -> feeder
-CONFIG: Final = "config"  # first message: where to read (credentials never on the command line)
-ACK: Final = "ack"
-CANCEL: Final = "cancel"
+# Tap -> feeder
+CONFIG: Final = "config"
+STORED: Final = "stored"  # committed up to this sequence number
 CLOSE: Final = "close"
-# Feeder -> parent
+# Feeder -> tap
 READY: Final = "ready"
 EVENTS: Final = "events"
-CANCELLED: Final = "cancelled"
-LOST: Final = "lost"
+
+CHUNK = 1000  # most events per message on the pipe
+WINDOW = 24_000  # most events decoded but not yet committed
+IDLE_WAIT_S = 0.005  # how often an idle feeder looks for new frames
+RELEASE_RETRY_S = 0.5  # how often a release the disk refused is tried again
 
 
 class FeederConfig(TypedDict):
     """The CONFIG message's settings: run()'s keyword arguments."""
 
-    url: str
-    vhost: str
-    name: str
-    queue: str
-    prefetch: int
+    spool_path: str
+    spool_max: int
+    position: int  # decode what comes after this sequence number
+    stored: int  # the last sequence number the database holds
     body_limit: int
+    vhost: str
+    niceness: int  # how much nicer than capture (WARREN_INDEX_NICENESS)
 
 
-# (delivery tag, event); tag 0: an event rescued through the management API, no delivery.
+# (spool sequence number, event); 0: an event rescued through the management API.
 Pair: TypeAlias = tuple[int, Captured]
-# What each side sends, kind first.
 ToFeeder: TypeAlias = (
-    tuple[Literal["config"], FeederConfig]
-    | tuple[Literal["ack"], int]  # everything up to this delivery tag
-    | tuple[Literal["cancel"]]
-    | tuple[Literal["close"]]
+    tuple[Literal["config"], FeederConfig] | tuple[Literal["stored"], int] | tuple[Literal["close"]]
 )
-FromFeeder: TypeAlias = (
-    tuple[Literal["ready"]]
-    | tuple[Literal["events"], list[Pair]]
-    | tuple[Literal["cancelled"]]
-    | tuple[Literal["lost"], str, int]  # why, how many deliveries were left unacked
-)
-# A message as it comes off the pipe (unpickled): read by its kind, its fields as it says.
+FromFeeder: TypeAlias = tuple[Literal["ready"]] | tuple[Literal["events"], list[Pair]]
 Received: TypeAlias = tuple[Any, ...]
-# The feeder's end of the pipe.
 FeederEnd: TypeAlias = "Connection[FromFeeder, Received]"  # generic to mypy only
-
-CHUNK = 1000  # most events per message on the pipe
-FLUSH_S = 0.005  # longest an event waits in the feeder for others to travel with
-IDLE_WAIT_S = 0.05
 
 
 def main() -> None:
     """`python -m tracer.tap.feed FD`: FD is the tap's end of a socket pair."""
-    # The tap decides when its feeder stops (after its last acks): Ctrl-C or a
-    # SIGTERM sent to the whole process group must not end this process first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn: FeederEnd = Connection(int(sys.argv[1]))
@@ -88,115 +76,94 @@ def main() -> None:
     except (EOFError, OSError):
         return
     if kind == CONFIG:
-        run(conn, **config)
+        with contextlib.suppress(EOFError, BrokenPipeError, KeyboardInterrupt):
+            run(conn, **config)
 
 
 def run(
-    conn: FeederEnd, url: str, vhost: str, name: str, queue: str, prefetch: int, body_limit: int
+    conn: FeederEnd,
+    spool_path: str,
+    spool_max: int,
+    position: int,
+    stored: int,
+    body_limit: int,
+    vhost: str,
+    niceness: int,
 ) -> None:
-    """The feeder's main loop (the target of a spawned process)."""
-    consumer = None
-    tags = Tags()
+    """The feeder's main loop (the target of its process)."""
+    with contextlib.suppress(OSError):
+        os.nice(niceness)
+    spool = Spool(spool_path, spool_max)
     try:
-        consumer = TraceConsumer(url, vhost=vhost, name=name).connect()
-        consumer.consume(queue, prefetch)
         conn.send((READY,))
-        _loop(conn, consumer, body_limit, tags)
-    except (AMQPRawError, OSError) as error:
-        with contextlib.suppress(OSError, ValueError):
-            conn.send((LOST, str(error) or type(error).__name__, tags.unacked))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        pass  # the tap is gone
+        _loop(conn, spool, position, stored, body_limit, vhost)
     finally:
-        if consumer is not None:
-            consumer.close()
+        spool.close()
 
 
-class Tags:
-    """The highest delivery tag read and acked: how many deliveries a lost
-    connection left unacked (they come back first, in order, on the next one)."""
-
-    __slots__ = ("delivered", "acked")
-
-    delivered: int
-    acked: int
-
-    def __init__(self) -> None:
-        self.delivered = 0
-        self.acked = 0
-
-    @property
-    def unacked(self) -> int:
-        return max(0, self.delivered - self.acked)
-
-
-def _loop(conn: FeederEnd, consumer: TraceConsumer, body_limit: int, tags: Tags) -> None:
-    sock = consumer.fileno()
+def _loop(
+    conn: FeederEnd, spool: Spool, position: int, stored: int, body_limit: int, vhost: str
+) -> None:
     pipe = conn.fileno()
-    cancelling = False
-    pending = _decoded(consumer.take_buffered(), now_us(), body_limit, consumer.vhost)
-    if pending:
-        tags.delivered = pending[-1][0]
-    first_at = time.monotonic()
+    sent = position
+    released = 0  # stored before a crash that came before the release: released first
+    retry_at = 0.0
     while True:
-        wait = IDLE_WAIT_S if not pending else max(0.0, FLUSH_S - (time.monotonic() - first_at))
-        readable, _, _ = select.select([sock, pipe], [], [], wait)
-        if pipe in readable:
-            while select.select([pipe], [], [], 0)[0]:  # Connection.poll() costs more
+        if released < stored and time.monotonic() >= retry_at:
+            if _release(spool, stored):
+                released = stored
+            else:
+                retry_at = time.monotonic() + RELEASE_RETRY_S
+        # Sequence numbers in flight (an upper bound of the events: numbers skip
+        # where the spool's age bound dropped frames).
+        room = WINDOW - (sent - stored)
+        frames = spool.read(after=sent, limit=min(CHUNK, room)) if room > 0 else []
+        if frames:
+            conn.send((EVENTS, [(seq, decode_frame(f, body_limit, vhost)) for seq, f in frames]))
+            sent = frames[-1][0]
+        more = len(frames) == CHUNK and sent - stored < WINDOW
+        if select.select([pipe], [], [], 0.0 if more else IDLE_WAIT_S)[0]:
+            while select.select([pipe], [], [], 0)[0]:
                 message = conn.recv()
-                kind = message[0]
-                if kind == ACK:
-                    consumer.ack(message[1])
-                    tags.acked = max(tags.acked, message[1])
-                elif kind == CANCEL and not cancelling:
-                    cancelling = True
-                    consumer.cancel()
-                elif kind == CLOSE:
+                if message[0] == STORED and message[1] > stored:
+                    stored = message[1]  # released at the top of the loop
+                elif message[0] == CLOSE:
                     return
-        if sock in readable:
-            events = _decoded(consumer.read(), consumer.received_us, body_limit, consumer.vhost)
-            if events:
-                tags.delivered = max(tags.delivered, events[-1][0])
-                if not pending:
-                    first_at = time.monotonic()
-                pending.extend(events)
-        else:
-            consumer.idle()
-        # Events wait a few milliseconds to travel together: stamped already, they
-        # lose no accuracy, and the tap's writer wakes once for many.
-        if pending and (
-            len(pending) >= CHUNK or time.monotonic() - first_at >= FLUSH_S or cancelling
-        ):
-            for start in range(0, len(pending), CHUNK):
-                conn.send((EVENTS, pending[start : start + CHUNK]))
-            pending = []
-        if cancelling and consumer.cancel_ok:
-            conn.send((CANCELLED,))
-            cancelling = False
-            consumer.cancel_ok = False
 
 
-def _decoded(
-    deliveries: Iterable[Delivery], arrival_us: int, body_limit: int, vhost: str
-) -> list[Pair]:
-    """(delivery tag, Captured) for each delivery, stamped when its bytes were read."""
-    return [
-        (
-            delivery.tag,
-            decode(
-                delivery.routing_key,
-                delivery.headers,
-                delivery.body,
-                arrival_us,
-                body_limit,
-                tap_redelivered=delivery.redelivered,
-                header_bytes=delivery.raw,
-                header_error=delivery.header_error,
-                vhost=vhost,
-            ),
-        )
-        for delivery in deliveries
-    ]
+def _release(spool: Spool, upto: int) -> bool:
+    """Let the spool forget what is stored; False when its disk refused."""
+    try:
+        spool.release(upto)
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+def decode_frame(frame: SpooledFrame, body_limit: int, vhost: str) -> Captured:
+    """A spooled frame as an event: its header table read here, not in capture."""
+    header = frame.header
+    headers = None
+    header_error = None
+    try:
+        flags = int.from_bytes(header[:2], "big")
+        headers = headers_of(header, 2, flags)
+    except Exception as error:  # noqa: BLE001 - whatever the bytes, the event is kept
+        header_error = f"{type(error).__name__}: {error}"[:500]
+    event = decode(
+        frame.routing_key,
+        headers,
+        frame.body,
+        frame.arrived_us,
+        body_limit,
+        tap_redelivered=False,  # capture already dropped the broker's copies
+        header_bytes=header,
+        header_error=header_error,
+        vhost=vhost,
+    )
+    event.backlog = frame.backlog
+    event.stamp_error_us = frame.stamp_error_us
+    return event
 
 
 if __name__ == "__main__":

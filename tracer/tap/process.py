@@ -1,11 +1,13 @@
-"""The tap (docs/architecture.md, Storing a batch): firehose in, batches stored, acks after commit.
+"""The tap (docs/architecture.md, The tap): capture apart, then batches indexed exactly once.
 
-Reader threads (tracer/tap/reader.py), one per traced vhost, queue the events
-their feeder processes stamped and decoded, in chunks; this writer thread takes
-up to `batch_size` events or what arrived within `batch_ms`, stores them in one transaction
-(tracer/store/storage.py), and only then acks them (multiple). A crash loses nothing:
-unacked events come back, and those already stored are recognised as
-duplicates through the id ranges kept on the TapSession row.
+Reader threads (tracer/tap/reader.py), one per traced vhost, run its capture
+process (the tap queue read, stamped and made durable in a spool, then acked)
+and its feeder process (the spool decoded), and queue the decoded events, in
+chunks; this writer thread, niced below capture, takes up to `batch_size`
+events or what arrived within `batch_ms`, stores them in one transaction
+(tracer/store/storage.py) together with each spool's position (SpoolPosition),
+and only then lets the spool release them. A crash loses nothing and stores
+nothing twice: the next tap goes on from the positions the database holds.
 
 Once a second the writer sweeps timed-out flows, writes its counters (what
 /api/tap/status reports) and, with `*`, follows vhosts created and deleted.
@@ -13,13 +15,13 @@ Gaps — the tap away, a lost connection, tracing found off, events dropped by
 the bounded queue — become TapGap rows.
 """
 
+import contextlib
 import logging
 import os
 import queue
 import socket
 import threading
 import time
-from collections import deque
 from typing import TypeAlias
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
@@ -30,11 +32,14 @@ from rabbit.brokers import default_broker
 from rabbit.management import ManagementClient
 from rabbit.management_http import BrokerError
 from tracer.live import publish as live
-from tracer.models import TapGap, TapSession
-from tracer.store import sql, storage
+from tracer.models import SpoolPosition, TapSession
+from tracer.store import sql, storage, traced
+from tracer.store.sql import table_of
 from tracer.tap.config import TapConfig
+from tracer.tap.controls import Control
 from tracer.tap.decoding import Captured
-from tracer.tap.reader import Chunk, Control, VhostReader
+from tracer.tap.gaps import Gaps
+from tracer.tap.reader import Chunk, VhostReader
 from tracer.times import from_us, now_us
 
 log = logging.getLogger("tracer.tap")
@@ -43,34 +48,21 @@ ALL_VHOSTS = "*"
 TICK_S = 1.0
 VHOST_SCAN_S = 10.0
 ALIVE_S = 10.0  # a session whose heartbeat is older than this is not running
-ACK_GRACE_S = 2.0  # an acked batch's range is kept this long (the ack may be lost)
-OVERFLOW_MERGE_S = 5.0
+# Longest pause between tries of a batch the database refuses: with a try's own
+# wait (PostgreSQL's lock_timeout, 5 s), the session's heartbeat stays fresher
+# than ALIVE_S while the database is away.
+STORE_RETRY_MAX_S = 2.0
 
 
 # What the writer takes from its inbox: a reader's news, or a chunk of its events.
 InboxItem: TypeAlias = "Control | Chunk"
 
 
-class BatchRecord:
-    """The id range of a committed batch, and when its acks went out."""
-
-    __slots__ = ("first_id", "last_id", "acked_at")
-
-    first_id: int
-    last_id: int
-    acked_at: float | None  # time.monotonic()
-
-    def __init__(self, first_id: int, last_id: int) -> None:
-        self.first_id = first_id
-        self.last_id = last_id
-        self.acked_at = None
-
-
 class Tap:
     def __init__(self, config: TapConfig) -> None:
         self.config = config
         self.pid = os.getpid()
-        # Control, or (reader, generation, [(tag, event)])
+        # Control, or (reader, spooled, [(spool sequence number, event)])
         self.inbox: queue.SimpleQueue[InboxItem] = queue.SimpleQueue()
         self._carry: Chunk | None = None  # events collected beyond a batch, first in the next
         self.stopping = threading.Event()
@@ -88,12 +80,17 @@ class Tap:
         self.lag_ms = 0.0
         self.last_event_us: int | None = None
         self.problems: dict[str, str] = {}  # what keeps the tap from working, by topic
-        self._records: deque[BatchRecord] = deque()
+        self.gaps = Gaps(self.problems)  # TapGap rows, kept until the database takes them
         self._management: ManagementClient | None = None
         self._next_scan = 0.0
         self._previous_alive: dict[str, tuple[int, str]] = {}  # vhost -> (since µs, reason)
-        self._batch_records: list[BatchRecord] = []
         self.shared_vhosts: set[str] = set()
+        self._positions: dict[str, int] = {}  # spool id -> position, in the batch being stored
+        self._full_since: dict[str, int] = {}  # vhost -> when its spool became full
+        self._spool: tuple[int, int, float] = (0, 0, 0.0)  # bytes, frames, index lag (s)
+        # Readers start from this thread, which is not niced: their capture
+        # processes inherit its priority, not the writer's.
+        self._launches: queue.SimpleQueue[VhostReader | None] = queue.SimpleQueue()
 
     def management(self) -> ManagementClient:
         if self._management is None:
@@ -111,9 +108,14 @@ class Tap:
         if connection.connection is not None:
             sql.tune_writer_connection(connection=connection)
         self._start_session()
+        launcher = threading.Thread(target=self._launcher, name="tap-launcher", daemon=True)
+        launcher.start()
         reason = "stopped"
         try:
             self._sync_readers()
+            with contextlib.suppress(OSError):
+                niceness = os.getpriority(os.PRIO_PROCESS, 0) + self.config.index_niceness
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
             self._loop()
         except BaseException as error:
             reason = f"failed: {type(error).__name__}: {error}"
@@ -121,7 +123,12 @@ class Tap:
             raise
         finally:
             self.stopping.set()
+            self._launches.put(None)
             self._finish(reason)
+
+    def _launcher(self) -> None:
+        while (reader := self._launches.get()) is not None:
+            reader.start()
 
     def _loop(self) -> None:
         next_tick = time.monotonic() + TICK_S
@@ -172,54 +179,47 @@ class Tap:
             # The last chunk overshoots: its rest opens the next batch.
             last = items[-1]
             assert not isinstance(last, Control)  # only a chunk adds to the count
-            reader, generation, pairs = last
+            reader, spooled, pairs = last
             keep = len(pairs) - (count - limit)
-            items[-1] = (reader, generation, pairs[:keep])
-            self._carry = (reader, generation, pairs[keep:])
+            items[-1] = (reader, spooled, pairs[:keep])
+            self._carry = (reader, spooled, pairs[keep:])
         return items
 
     def _handle(self, items: list[InboxItem]) -> None:
         events: list[Captured] = []
-        # (reader, generation) -> highest delivery tag in this batch
-        highest: dict[tuple[VhostReader, int | None], int] = {}
+        # (reader, spooled) -> the highest spool sequence number in this batch
+        highest: dict[tuple[VhostReader, bool], int] = {}
         for item in items:
             if isinstance(item, Control):
                 self._control(item)
                 continue
-            reader, generation, pairs = item
+            reader, spooled, pairs = item
             if not pairs:
                 continue
+            if spooled and pairs[0][0] <= reader.position:
+                # Sent again by a feeder started after a crash of its own: stored already.
+                pairs = [pair for pair in pairs if pair[0] > reader.position]
+                if not pairs:
+                    continue
             events.extend([event for _, event in pairs])
-            key = (reader, generation)
-            if generation is None:
-                highest[key] = 0  # rescued through the management API: nothing to ack
-            else:
-                highest[key] = max(highest.get(key, 0), pairs[-1][0])
+            key = (reader, spooled)
+            highest[key] = max(highest.get(key, 0), pairs[-1][0])
         if not events:
             return
         first_arrival = min(event.captured_us for event in events)
-        self._batch_records = []
+        self._positions = {
+            reader.spool_id: seq for (reader, spooled), seq in highest.items() if spooled
+        }
         result = self._store(events)
+        if self.gaps.due:
+            self.gaps.write()  # the database is back
         self.lag_ms = max(0.0, (now_us() - first_arrival) / 1000.0)
         self.batches_done += 1
         if self.config.crash_after_batches and self.batches_done >= self.config.crash_after_batches:
-            os._exit(70)  # committed, not acked: the fault the tests need
-        self._ack(highest, self._batch_records)
+            os._exit(70)  # committed, the spool not yet told: the fault the tests need
+        for (reader, spooled), seq in highest.items():
+            reader.stored(spooled, seq)
         live.publish_batch(result, events)
-
-    def _ack(
-        self, highest: dict[tuple[VhostReader, int | None], int], records: list[BatchRecord]
-    ) -> None:
-        pending = [len(highest)]
-
-        def one_acked() -> None:
-            pending[0] -= 1
-            if pending[0] <= 0:
-                for record in records:
-                    record.acked_at = time.monotonic()
-
-        for (reader, generation), tag in highest.items():
-            reader.ack(generation, tag, one_acked)
 
     # --- storing ---------------------------------------------------------------
 
@@ -238,16 +238,27 @@ class Tap:
                 self.problems["database"] = f"cannot store events: {error}"
                 log.warning("tap cannot store a batch, retrying: %s", error)
                 connection.close()
+                self._report_while_refused()
                 if self.stopping.is_set():
                     # Half the grace for retrying a batch the database refuses, once asked to stop.
                     deadline = deadline or time.monotonic() + self.config.stop_grace_s / 2
                     if time.monotonic() > deadline:
                         raise
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
             except (DatabaseError, ValueError, TypeError, OverflowError) as error:
                 log.warning("a batch failed (%s); storing its events one by one", error)
                 return self._store_one_by_one(events)
+
+    def _report_while_refused(self) -> None:
+        """A batch refused (a table locked, the database away): the session row
+        may still take a write, so that /api/tap/status shows the tap alive, why
+        it cannot store and how far behind indexing falls."""
+        self._spool_figures(expire=False)
+        try:
+            self._write_session()
+        except (OperationalError, InterfaceError):
+            connection.close()
 
     def _store_one_by_one(self, events: list[Captured]) -> storage.BatchResult:
         total = storage.BatchResult()
@@ -274,23 +285,21 @@ class Tap:
         return total
 
     def _session_update(self, cursor: CursorWrapper, result: storage.BatchResult) -> None:
-        for name in ("received", "stored", "duplicates", "backlog"):
+        for name in ("received", "stored", "backlog"):
             self.counters[name] += getattr(result, name)
         if result.last_event_us:
             self.last_event_us = max(self.last_event_us or 0, result.last_event_us)
-        if result.first_id is not None and result.last_id is not None:  # both, or neither
-            record = BatchRecord(result.first_id, result.last_id)
-            self._records.append(record)
-            self._batch_records.append(record)
+        # Each spool's position commits with the rows read from it: exactly once.
+        positions, self._positions = self._positions, {}
+        if positions:
+            table = table_of(SpoolPosition)
+            cursor.executemany(
+                f"INSERT INTO {table} (spool, position, updated_at) VALUES (%s, %s, %s) "  # noqa: S608
+                "ON CONFLICT (spool) DO UPDATE SET position = excluded.position, "
+                "updated_at = excluded.updated_at",
+                [(spool, seq, from_us(now_us())) for spool, seq in positions.items()],
+            )
         self._write_session()
-
-    def _unacked_ranges(self) -> list[list[int]]:
-        now = time.monotonic()
-        while self._records and self._records[0].acked_at is not None:
-            if now - self._records[0].acked_at < ACK_GRACE_S:
-                break
-            self._records.popleft()
-        return [[record.first_id, record.last_id] for record in self._records]
 
     def _write_session(self, **extra: object) -> None:
         fields: dict[str, object] = dict(self.counters)
@@ -302,7 +311,10 @@ class Tap:
             connected={vhost: reader.connected for vhost, reader in self.readers.items()},
             vhosts=sorted(self.readers) or list(self.config.vhosts),
             problems=self._problem_list(),
-            unacked_ranges=self._unacked_ranges(),
+            unacked_ranges=[],
+            spool_bytes=self._spool[0],
+            spool_frames=self._spool[1],
+            index_lag_s=round(self._spool[2], 3),
         )
         fields.update(extra)
         assert self.session_id is not None  # _start_session comes first
@@ -317,6 +329,8 @@ class Tap:
 
     def _tick(self) -> None:
         try:
+            self.gaps.write()
+            self._spool_figures()  # may record a gap: a write
             swept = storage.sweep_timeouts(timeout_s=self.config.timeout_s)
             live.publish_sweep(swept, self.config.timeout_s)
             self._write_session()
@@ -327,8 +341,21 @@ class Tap:
         if not self.stopping.is_set():
             self._sync_readers()
 
+    def _wanted(self) -> set[str]:
+        """The vhosts to read: those named on the command line, else the choice
+        stored in the console (WARREN_TRACE_VHOSTS seeds it), read every tick."""
+        if not self.config.follow_choice:
+            return set(self.config.vhosts)
+        try:
+            wanted = traced.wanted_vhosts(self.config.vhosts)
+            self.problems.pop("choice", None)
+        except (OperationalError, InterfaceError) as error:
+            self.problems["choice"] = f"cannot read the traced vhosts: {error}"
+            return set(self.readers)  # as they are, until the database answers
+        return wanted
+
     def _sync_readers(self) -> None:
-        wanted = set(self.config.vhosts)
+        wanted = self._wanted()
         if ALL_VHOSTS in wanted:
             if time.monotonic() < self._next_scan:
                 return
@@ -342,11 +369,11 @@ class Tap:
         for vhost in sorted(wanted - set(self.readers)):
             reader = VhostReader(self, vhost)
             self.readers[vhost] = reader
-            reader.start()
+            self._launches.put(reader)
         for vhost in sorted(set(self.readers) - wanted):
             reader = self.readers.pop(vhost)
             reader.retire.set()
-            log.info("vhost %r is gone; the tap stops reading it", vhost)
+            log.info("vhost %r is gone or no longer traced; the tap stops reading it", vhost)
 
     # --- gaps ----------------------------------------------------------------------
 
@@ -354,6 +381,10 @@ class Tap:
         vhost = control.reader.vhost
         self.counters["dropped"] += control.dropped
         if control.kind == "connected":
+            if vhost in self._full_since:
+                # The capture whose spool was full is gone: its gap ends here
+                # (the new one says so again if the spool still is).
+                self._gap(vhost, self._full_since.pop(vhost), control.at_us, 0, "spool full")
             if control.since_us is not None:
                 self._gap(
                     vhost, control.since_us, control.at_us, control.dropped, "connection lost"
@@ -364,37 +395,39 @@ class Tap:
             elif control.dropped:
                 self._gap(vhost, control.at_us, control.at_us, control.dropped, "tap down")
         elif control.kind == "dropped":
-            self._overflow(vhost, control)
+            self.gaps.overflow(vhost, control.at_us, control.dropped)
         elif control.kind == "tracing_off":
             assert control.since_us is not None  # tracing_off: since tracing was last seen on
             self._gap(vhost, control.since_us, control.at_us, 0, control.reason)
+        elif control.kind == "duplicates":
+            self.counters["duplicates"] += control.dropped
+        elif control.kind == "spool_full":
+            self._full_since[vhost] = control.since_us or control.at_us
+            log.warning(
+                "vhost %r: the spool is full, capture holds its acks: %s", vhost, control.reason
+            )
+        elif control.kind == "spool_ok":
+            since = self._full_since.pop(vhost, control.since_us or control.at_us)
+            self._gap(vhost, since, control.at_us, 0, "spool full")
+
+    def _spool_figures(self, expire: bool = True) -> None:
+        """Bytes and frames the spools hold, how far indexing is behind; and
+        (`expire`) the age bound: frames older than it go, recorded as a gap."""
+        size = frames = 0
+        lag = 0.0
+        oldest_allowed = now_us() - int(self.config.spool_max_age_s * 1_000_000)
+        for vhost, reader in list(self.readers.items()):
+            held, count, behind = reader.spool_figures()
+            size, frames, lag = size + held, frames + count, max(lag, behind)
+            if not expire:
+                continue
+            expired = reader.expire(oldest_allowed)
+            if expired:
+                self._gap(vhost, oldest_allowed, oldest_allowed, expired, "spool age bound")
+        self._spool = (size, frames, lag)
 
     def _gap(self, vhost: str, since_us: int, until_us: int, dropped: int, reason: str) -> None:
-        gap = TapGap.objects.create(
-            vhost=vhost,
-            started_at=from_us(since_us),
-            ended_at=from_us(until_us),
-            dropped=dropped,
-            reason=reason,
-        )
-        log.warning("gap recorded: %s", gap)
-
-    def _overflow(self, vhost: str, control: Control) -> None:
-        """Drops while running: one gap per burst of overflow, extended while it lasts."""
-        recent = from_us(control.at_us - int(OVERFLOW_MERGE_S * 1_000_000))
-        gap = (
-            TapGap.objects.filter(vhost=vhost, reason="tap queue full", ended_at__gte=recent)
-            .order_by("-ended_at")
-            .first()
-        )
-        if gap is None:
-            self._gap(
-                vhost, control.at_us - 1_000_000, control.at_us, control.dropped, "tap queue full"
-            )
-            return
-        gap.ended_at = from_us(control.at_us)
-        gap.dropped += control.dropped
-        gap.save(update_fields=["ended_at", "dropped"])
+        self.gaps.record(vhost, since_us, until_us, dropped, reason)
 
     # --- session -----------------------------------------------------------------
 
@@ -426,20 +459,18 @@ class Tap:
         log.info("tap started (session %s) for vhosts %s", session.id, self.config.vhosts)
 
     def _finish(self, reason: str) -> None:
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(r.acked_at is None for r in self._records):
-            time.sleep(0.02)
         self.finished.set()
+        deadline = time.monotonic() + max(1.0, self.config.stop_grace_s - 1.5)
         for reader in list(self.readers.values()):
-            reader.join(5.0)
-        # Ranges stay only for batches whose ack never went out.
-        leftover = [[r.first_id, r.last_id] for r in self._records if r.acked_at is None]
+            reader.join(max(0.0, deadline - time.monotonic()))
+        if not self.gaps.write():
+            self.gaps.lost()
         try:
-            self._write_session(
-                ended_at=from_us(now_us()), end_reason=reason[:500], unacked_ranges=leftover
-            )
+            self._write_session(ended_at=from_us(now_us()), end_reason=reason[:500])
         except DatabaseError:
             log.exception("could not record the end of the tap session")
+        finally:
+            connection.close()
         log.info(
             "tap stopped: %(received)s received, %(stored)s stored, "
             "%(duplicates)s duplicates, %(dropped)s dropped",

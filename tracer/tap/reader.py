@@ -1,13 +1,16 @@
-"""One traced vhost: its bounded tap queue, read by a feeder process, on a thread of its own.
+"""One traced vhost: its bounded tap queue, captured and indexed, on a thread of its own.
 
-The reader declares the tap queue (durable, `x-max-length`, `x-overflow:
-drop-head`) bound to `amq.rabbitmq.trace` with `#`, switches tracing on once the
-binding exists, and starts a feeder process (tracer/tap/feed.py) that consumes
-the queue with a prefetch sized for batching, stamps each frame on arrival and
-decodes it once. The reader hands the decoded events to the writer in order;
-the writer acks (multiple) after its commit, through `ack()` and the feeder.
-The reader's own pika connection declares, purges and checks; it never
-consumes.
+The reader declares the tap queue (durable, `x-max-length`,
+`x-max-length-bytes`, `x-overflow: drop-head`) bound to `amq.rabbitmq.trace`
+with `#`, switches tracing on once the binding exists, and runs two processes:
+capture (tracer/tap/capture.py), one per connection, which consumes the queue,
+stamps each message as it arrives, makes it durable in the vhost's spool
+(tracer/tap/spool.py) and acks it; and the feeder (tracer/tap/feed.py), one per
+spool, niced, which decodes what the spool holds from the position the database
+says was stored. The reader hands the decoded events to the writer in order;
+the writer stores them with the spool position in one transaction, then says
+so (`stored()`), and only then does the spool let them go. The reader's own pika
+connection declares, purges and checks; it never consumes.
 
 A trace message the broker cannot deliver (its routing key too long for
 AMQP, see tracer/tap/rescue.py) closes the feeder's connection with 541: the
@@ -26,128 +29,43 @@ import contextlib
 import logging
 import select
 import socket
-import subprocess
-import sys
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from django.db import connection
 
 from rabbit import amqp, cluster
 from rabbit.field_tables import AMQPRawError
 from rabbit.management_http import BrokerError
+from tracer.models import SpoolPosition
+from tracer.tap import capture as tap_capture
 from tracer.tap import feed as tap_feed
 from tracer.tap import rescue
+from tracer.tap.children import Child, ChildRefused
+from tracer.tap.controls import ConnectionLost, Control
 from tracer.tap.decoding import Captured
+from tracer.tap.queue import TRACE_EXCHANGE, declare_tap_queue
+from tracer.tap.spool import Spool, SpoolSlot
 from tracer.times import now_us
 
 if TYPE_CHECKING:
-    from tracer.tap.config import TapConfig
     from tracer.tap.process import Tap
 
 log = logging.getLogger("tracer.tap")
 
-TRACE_EXCHANGE = "amq.rabbitmq.trace"
-DROPPED_QUEUE_MAX_LENGTH = 100_000
 CHECK_EVERY_S = 1.0
 TRACING_CHECK_EVERY_S = 5.0
 BACKOFF_S = (0.5, 1, 2, 4, 8)
 RETIRE_GRACE_S = 5.0
 CANCEL_WAIT_S = 2.0  # a cancel-ok takes milliseconds; stopping fits WARREN_TAP_STOP_GRACE
-FEEDER_START_S = 20.0
-FEEDER_STOP_S = 1.0
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def tap_queue_arguments(max_length: int, max_bytes: int, drops_exchange: str) -> dict[str, Any]:
-    return {
-        "x-max-length": max_length,
-        "x-max-length-bytes": max_bytes,
-        "x-overflow": "drop-head",
-        "x-dead-letter-exchange": drops_exchange,
-    }
-
-
-def declare_tap_queue(channel: Any, queue_name: str, max_length: int, max_bytes: int) -> Any:
-    """The bounded tap queue bound to the trace exchange, and its drop counter.
-
-    Bounded in messages and in bytes: a Warren that is away for long can never
-    fill the broker's memory or disk; the oldest events go first (to the drop
-    counter). `channel`: a pika channel (rabbit.amqp); returns its Queue.DeclareOk
-    frame. Raises amqp.ChannelClosedByBroker (406) when the queue exists with
-    other bounds: see VhostReader._declare."""
-    drops_exchange = f"{queue_name}.drops"
-    dropped_queue = f"{queue_name}.dropped"
-    channel.exchange_declare(drops_exchange, "fanout", durable=True)
-    channel.queue_declare(
-        dropped_queue,
-        durable=True,
-        arguments={"x-max-length": DROPPED_QUEUE_MAX_LENGTH, "x-overflow": "drop-head"},
-    )
-    channel.queue_bind(dropped_queue, drops_exchange)
-    declared = channel.queue_declare(
-        queue_name,
-        durable=True,
-        arguments=tap_queue_arguments(max_length, max_bytes, drops_exchange),
-    )
-    channel.queue_bind(queue_name, TRACE_EXCHANGE, "#")
-    return declared
-
-
-class ConnectionLost(AMQPRawError):
-    """The feeder's connection ended, leaving `unacked` deliveries to come back first."""
-
-    def __init__(self, reason: str, unacked: int = 0) -> None:
-        super().__init__(reason)
-        self.unacked = unacked
-
-    @property
-    def broker_failed_to_deliver(self) -> bool:
-        return "541" in str(self)
-
-
-ControlKind: TypeAlias = Literal["connected", "dropped", "tracing_off"]
-
-
-class ControlFields(TypedDict, total=False):
-    since_us: int | None  # connected: when the connection was lost; tracing_off: seen on
-    dropped: int
-    depth: int
-    reason: str
-
-
-class Control:
-    """A reader's news for the writer, queued in order with its events."""
-
-    __slots__ = ("kind", "reader", "at_us", "since_us", "dropped", "depth", "reason")
-
-    kind: ControlKind
-    reader: "VhostReader"
-    at_us: int
-    since_us: int | None
-    dropped: int
-    depth: int
-    reason: str
-
-    def __init__(
-        self, kind: ControlKind, reader: "VhostReader", **fields: Unpack[ControlFields]
-    ) -> None:
-        self.kind = kind
-        self.reader = reader
-        self.at_us = now_us()
-        self.since_us = fields.get("since_us")
-        self.dropped = fields.get("dropped", 0)
-        self.depth = fields.get("depth", 0)
-        self.reason = fields.get("reason", "")
-
-
-# A reader's events for the writer: (reader, connection generation, pairs); the
-# generation is None for an event rescued through the management API.
-Chunk: TypeAlias = "tuple[VhostReader, int | None, list[tap_feed.Pair]]"
-# The tap's end of a feeder's pipe.
-TapEnd: TypeAlias = "Connection[tap_feed.ToFeeder, tap_feed.Received]"  # generic to mypy only
+# A reader's events for the writer: (reader, spooled, pairs of (spool sequence
+# number, event)); spooled is False for an event rescued through the management
+# API (no sequence number).
+Chunk: TypeAlias = "tuple[VhostReader, bool, list[tap_feed.Pair]]"
 
 
 class VhostReader(threading.Thread):
@@ -158,7 +76,6 @@ class VhostReader(threading.Thread):
         self.queue_name = tap.config.queue
         self.dropped_queue = f"{self.queue_name}.dropped"
         self.drops_exchange = f"{self.queue_name}.drops"
-        self.generation = 0
         self.connected = False
         self.depth = 0
         self.dropped_total = 0
@@ -167,8 +84,13 @@ class VhostReader(threading.Thread):
         self.cancelled = threading.Event()  # no more deliveries will come
         self._connection: Any = None  # pika's (rabbit.amqp), None while not connected
         self._channel: Any = None  # pika's, on that connection
-        self._feeder: Feeder | None = None
-        self._backlog_left = 0
+        self._capture: Child | None = None
+        self._feeder: Child | None = None
+        self.slot: SpoolSlot | None = None
+        self.spool: Spool | None = None  # for the writer's figures (bytes held, lag)
+        self.spool_id = ""
+        self.position = 0  # the last spool sequence number the database holds
+        self._queued = 0  # the last one handed to the writer
         self._down_since: int | None = None
         self._tracing_checked = 0.0
         self._tracing_seen_on: int | None = None
@@ -176,13 +98,36 @@ class VhostReader(threading.Thread):
         self._careful_passed = False  # ...and they went by without another 541
         self._rescue_committed = threading.Event()
         self.rescued = 0
+        self._sessions = 0  # captures started
 
     # --- thread ------------------------------------------------------------
 
     def run(self) -> None:
         attempt = 0
+        while not self._done():  # a full disk or an unwritable folder: said, tried again
+            try:
+                self._open_spool()
+                break
+            except Exception as error:  # noqa: BLE001 - said on the status page
+                if self.spool is not None:
+                    self.spool.close()
+                    self.spool = None
+                if self.slot is not None:
+                    self.slot.release()  # the next try takes the same file again
+                    self.slot = None
+                if not attempt:
+                    log.exception("vhost %r: cannot open its spool", self.vhost)
+                self.problem = f"vhost {self.vhost!r}: cannot open its spool: {error}"
+            self.tap.stopping.wait(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+            attempt += 1
+        if self.spool is None:
+            self.cancelled.set()
+            return
+        self.problem = ""
+        attempt = 0
         while not self._done():
             try:
+                self._ensure_feeder()
                 self._session()
                 attempt = 0
                 if self._careful_passed:
@@ -202,7 +147,29 @@ class VhostReader(threading.Thread):
             attempt += 1
             self.tap.stopping.wait(delay)
         self.cancelled.set()
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.send((tap_capture.CLOSE,))  # it commits what it holds, then ends
+        while not self.tap.finished.wait(0.05):
+            self._pump_feeder(0.0)  # the writer's last commits say STORED to the feeder
+        feeder = self._feeder
+        if feeder is not None:
+            feeder.send((tap_feed.CLOSE,))
+        if capture is not None:
+            capture.close(None)
         self._close()
+        self._close_feeder()
+
+    def _open_spool(self) -> None:
+        config = self.tap.config
+        self.slot = SpoolSlot(config.spool_dir, self.vhost)
+        self.spool = Spool(self.slot.path, config.spool_max)
+        self.spool_id = self.spool.spool_id
+        try:
+            row = SpoolPosition.objects.filter(spool=self.spool_id).first()
+        finally:
+            connection.close()  # this thread's; the writer has its own
+        self.position = self._queued = row.position if row is not None else 0
 
     def _done(self) -> bool:
         return self.tap.stopping.is_set() or self.retire.is_set()
@@ -217,13 +184,45 @@ class VhostReader(threading.Thread):
         self._close()
 
     def _close(self) -> None:
-        feeder, self._feeder = self._feeder, None
-        if feeder is not None:
-            feeder.close()
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.close(tap_capture.CLOSE)
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
             with contextlib.suppress(amqp.AMQPError, OSError):
                 connection.close()
+
+    def _close_feeder(self) -> None:
+        feeder, self._feeder = self._feeder, None
+        if feeder is not None:
+            feeder.close(tap_feed.CLOSE)
+        spool, self.spool = self.spool, None
+        if spool is not None:
+            spool.close()
+        if self.slot is not None:
+            self.slot.release()
+
+    # --- the feeder: the spool decoded, from where the database stands ---------
+
+    def _ensure_feeder(self) -> None:
+        if self._feeder is not None and self._feeder.process.poll() is None:
+            return
+        if self._feeder is not None:
+            log.warning("vhost %r: the feeder process ended; starting another", self.vhost)
+            self._feeder.close(tap_feed.CLOSE)
+        assert self.slot is not None  # opened first, in run()
+        config = self.tap.config
+        settings: tap_feed.FeederConfig = {
+            "spool_path": str(self.slot.path),
+            "spool_max": config.spool_max,
+            # Whatever was handed to the writer will be stored: go on after it.
+            "position": max(self._queued, self.position),
+            "stored": self.position,
+            "body_limit": config.body_limit,
+            "vhost": self.vhost,
+            "niceness": config.index_niceness,
+        }
+        self._feeder = Child("tracer.tap.feed", (tap_feed.CONFIG, settings))
 
     # --- one connection ------------------------------------------------------
 
@@ -232,15 +231,37 @@ class VhostReader(threading.Thread):
         name = f"warren-tap {socket.gethostname()}:{self.tap.pid}"
         self._connection = amqp.blocking_connection(config.amqp_url, vhost=self.vhost, name=name)
         declared, bounds_problem = self._declare()
-        self._ensure_tracing(force=True)
         # What waits in the queue now was traced while no tap was reading
         # (unless another tap process shares the queue and was reading it).
         self.depth = declared.method.message_count
-        self._backlog_left = 0 if self.vhost in self.tap.shared_vhosts else self.depth
+        backlog = 0 if self.vhost in self.tap.shared_vhosts else self.depth
         dropped = self._purge_dropped()
-        prefetch = self._careful_prefetch or config.prefetch
-        self._feeder = Feeder(config, self.vhost, name, self.queue_name, prefetch)
-        self.generation += 1
+        assert self.slot is not None
+        settings: tap_capture.CaptureConfig = {
+            "url": config.amqp_url,
+            "vhost": self.vhost,
+            "name": name,
+            "queue": self.queue_name,
+            "prefetch": self._careful_prefetch or config.prefetch,
+            "spool_path": str(self.slot.path),
+            "spool_max": config.spool_max,
+            "backlog": backlog,
+            # The fault the tests need, in the first capture only.
+            "crash_after_commits": 0 if self._sessions else config.crash_capture_after,
+        }
+        self._sessions += 1
+        try:
+            self._capture = Child("tracer.tap.capture", (tap_capture.CONFIG, settings))
+        except ChildRefused as refused:
+            if refused.answer[0] == tap_capture.LOST:
+                # Lost while consuming, maybe on a message the broker cannot
+                # deliver (541): the same news as a loss after the start.
+                raise ConnectionLost(*refused.answer[1:]) from None
+            raise
+        # Only now that capture consumes: switched on before, what was traced while
+        # capture started would wait in the queue, unmarked, and be stamped all at
+        # once when read (a vhost first traced under load showed 50 ms calls as 0 ms).
+        self._ensure_tracing(force=True)
         self.connected = True
         self.problem = bounds_problem
         since, self._down_since = self._down_since, None
@@ -279,38 +300,72 @@ class VhostReader(threading.Thread):
         return declared, problem
 
     def _consume(self) -> None:
-        feeder = self._feeder
-        assert feeder is not None  # started by _session; only _close, on this thread, ends it
+        capture = self._capture
+        assert capture is not None  # started by _session; only _close, on this thread, ends it
         next_check = time.monotonic() + CHECK_EVERY_S
         consuming = True
         cancelled_at = None
         while True:
             if consuming and self._done():
-                feeder.send((tap_feed.CANCEL,))
+                capture.send((tap_capture.CANCEL,))
                 consuming = False
                 cancelled_at = time.monotonic()
             waited = time.monotonic() - cancelled_at if cancelled_at is not None else 0.0
             if waited > CANCEL_WAIT_S and not self.cancelled.is_set():
-                self.cancelled.set()  # the feeder did not confirm: stop waiting for it
+                self.cancelled.set()  # capture did not confirm: stop waiting for it
             if self.cancelled.is_set() and self.tap.finished.is_set():
                 return
             if self._careful_passed:
                 return
-            # Retired (its vhost is gone): stay a moment for the last acks, then go.
+            # Retired (its vhost is gone): stay a moment for the last commits, then go.
             if (
                 cancelled_at is not None
                 and not self.tap.stopping.is_set()
                 and time.monotonic() - cancelled_at > RETIRE_GRACE_S
             ):
                 return
-            self._pump(feeder, 0.05)
+            self._pump_capture(capture)
+            self._pump_feeder(0.02)
             self._connection.process_data_events(time_limit=0)
             if consuming and time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_EVERY_S
                 self._check()
+                self._ensure_feeder()
 
-    def _pump(self, feeder: "Feeder", timeout: float) -> None:
-        """Events from the feeder process into the writer's inbox, in order."""
+    def _pump_capture(self, capture: "Child") -> None:
+        """Capture's news: what it spooled, a full spool, its end."""
+        conn = capture.conn
+        try:
+            while select.select([conn.fileno()], [], [], 0)[0]:
+                message = conn.recv()
+                kind = message[0]
+                if kind == tap_capture.SPOOLED:
+                    _last, _count, duplicates = message[1:]
+                    if duplicates:
+                        self.tap.inbox.put(Control("duplicates", self, dropped=duplicates))
+                    if self._careful_prefetch:
+                        self._careful_passed = True  # no 541 this time: back to the full prefetch
+                elif kind == tap_capture.SPOOL_FULL:
+                    since, reason = message[1:]
+                    self.problem = f"vhost {self.vhost!r}: the spool is full ({reason})"
+                    self.tap.inbox.put(Control("spool_full", self, since_us=since, reason=reason))
+                elif kind == tap_capture.SPOOL_OK:
+                    since, _until = message[1:]
+                    if self.problem.startswith(f"vhost {self.vhost!r}: the spool is full"):
+                        self.problem = ""
+                    self.tap.inbox.put(Control("spool_ok", self, since_us=since))
+                elif kind == tap_capture.CANCELLED:
+                    self.cancelled.set()
+                elif kind == tap_capture.LOST:
+                    raise ConnectionLost(*message[1:])
+        except (EOFError, OSError) as error:
+            raise AMQPRawError(f"the tap's capture process ended: {error}") from None
+
+    def _pump_feeder(self, timeout: float) -> None:
+        """Decoded events from the feeder into the writer's inbox, in order."""
+        feeder = self._feeder
+        if feeder is None:
+            return
         conn = feeder.conn
         pipe = [conn.fileno()]
         try:
@@ -319,23 +374,15 @@ class VhostReader(threading.Thread):
             if not select.select(pipe, [], [], timeout)[0]:
                 return
             put = self.tap.inbox.put
-            generation = self.generation
             while select.select(pipe, [], [], 0)[0]:
                 message = conn.recv()
-                kind = message[0]
-                if kind == tap_feed.EVENTS:
+                if message[0] == tap_feed.EVENTS:
                     pairs: list[tap_feed.Pair] = message[1]
-                    if self._backlog_left > 0:
-                        for _, event in pairs[: self._backlog_left]:
-                            event.backlog = True
-                        self._backlog_left -= min(self._backlog_left, len(pairs))
-                    put((self, generation, pairs))
-                elif kind == tap_feed.CANCELLED:
-                    self.cancelled.set()
-                elif kind == tap_feed.LOST:
-                    raise ConnectionLost(*message[1:])
-        except (EOFError, OSError) as error:
-            raise AMQPRawError(f"the tap's feeder process ended: {error}") from None
+                    self._queued = pairs[-1][0]
+                    put((self, True, pairs))
+        except (EOFError, OSError):
+            feeder.close(tap_feed.CLOSE)
+            self._feeder = None  # started again at the next check
 
     def _check(self) -> None:
         self.depth = self._channel.queue_declare(self.queue_name, passive=True).method.message_count
@@ -376,7 +423,7 @@ class VhostReader(threading.Thread):
     def _store_rescued(self, event: Captured) -> None:
         """Hand one event to the writer and wait for its commit."""
         self._rescue_committed.clear()
-        self.tap.inbox.put((self, None, [(0, event)]))  # no delivery tag: generation None
+        self.tap.inbox.put((self, False, [(0, event)]))  # not spooled: no sequence number
         while not self._rescue_committed.wait(0.5):
             if self.tap.stopping.is_set():
                 raise AMQPRawError("the tap stopped before storing a rescued event")
@@ -411,78 +458,37 @@ class VhostReader(threading.Thread):
 
     # --- called from the writer thread -----------------------------------------
 
-    def ack(self, generation: int | None, tag: int, on_done: Callable[[], None]) -> None:
-        """Ack everything up to `tag` (after the commit), through the feeder.
-
-        Generation None: a rescued event (not a delivery) is committed."""
-        if generation is None:
+    def stored(self, spooled: bool, upto: int) -> None:
+        """The writer committed this reader's events up to spool number `upto`
+        (with the position): the spool may let them go. Not spooled: a rescued
+        event is committed."""
+        if not spooled:
             self._rescue_committed.set()
-            on_done()
             return
+        self.position = max(self.position, upto)
         feeder = self._feeder
-        if feeder is not None and generation == self.generation:
-            feeder.send((tap_feed.ACK, tag))  # a lost ack: the events come back as duplicates
-            if self._careful_prefetch and tag > self._careful_prefetch:
-                self._careful_passed = True  # no 541 this time: back to the full prefetch
-        on_done()
+        if feeder is not None:
+            feeder.send((tap_feed.STORED, upto))
 
-
-class Feeder:
-    """The feeder process of one connection (tracer/tap/feed.py) and its pipe.
-
-    A plain subprocess on one end of a socket pair (multiprocessing's spawn would
-    add a resource-tracker process and its memory for nothing); it learns where
-    to read from its first message, so no credential shows on a command line.
-    """
-
-    def __init__(
-        self, config: "TapConfig", vhost: str, name: str, queue_name: str, prefetch: int
-    ) -> None:
-        ours, theirs = socket.socketpair()
+    def expire(self, older_than_us: int) -> int:
+        """Drop spooled frames that arrived before `older_than_us` (the age bound)."""
+        spool = self.spool
+        if spool is None:
+            return 0
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tracer.tap.feed", str(theirs.fileno())],
-                cwd=PROJECT_ROOT,
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            theirs.close()
-        self.conn: TapEnd = Connection(ours.detach())
-        self._lock = threading.Lock()
-        settings: tap_feed.FeederConfig = {
-            "url": config.amqp_url,
-            "vhost": vhost,
-            "name": name,
-            "queue": queue_name,
-            "prefetch": prefetch,
-            "body_limit": config.body_limit,
-        }
-        self.send((tap_feed.CONFIG, settings))
-        try:
-            if not self.conn.poll(FEEDER_START_S):
-                raise AMQPRawError("the tap's feeder process did not start in time")
-            answer = self.conn.recv()
-        except (EOFError, OSError) as error:
-            self.close()
-            raise AMQPRawError(f"the tap's feeder process ended: {error}") from None
-        except AMQPRawError:
-            self.close()
-            raise
-        if answer[0] != tap_feed.READY:
-            self.close()
-            raise AMQPRawError(answer[1] if len(answer) > 1 else "feeder failed")
+            return spool.expire(older_than_us)
+        except sqlite3.Error:
+            return 0
 
-    def send(self, message: tap_feed.ToFeeder) -> None:
-        with self._lock, contextlib.suppress(OSError, ValueError):
-            self.conn.send(message)
-
-    def close(self) -> None:
-        self.send((tap_feed.CLOSE,))
+    def spool_figures(self) -> tuple[int, int, float]:
+        """(bytes, frames) the spool holds, and how far behind indexing is (s)."""
+        spool = self.spool
+        if spool is None:
+            return 0, 0, 0.0
         try:
-            self.process.wait(FEEDER_STOP_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(FEEDER_STOP_S)
-        with contextlib.suppress(OSError):
-            self.conn.close()
+            size, frames = spool.held()
+            waiting = spool.arrived_after(self.position)
+        except sqlite3.Error:
+            return 0, 0, 0.0
+        lag = 0.0 if waiting is None else max(0.0, (now_us() - waiting) / 1e6)
+        return size, frames, lag

@@ -1,17 +1,21 @@
 """python manage.py tap — the firehose consumer (docs/architecture.md).
 
-Runs until SIGTERM or SIGINT, then finishes the batch in hand, commits, acks
-and exits. Vhosts, queue and limits come from the settings; options override.
+Runs until SIGTERM or SIGINT, then finishes the batch in hand, commits and
+exits (what capture spooled and was not yet stored waits in the spool).
+Vhosts, queue and limits come from the settings; options override.
 """
 
 import faulthandler
 import logging
+import os
 import signal
+import sys
 import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from tracer.export import runner
 from tracer.tap.config import TapConfig
 from tracer.tap.process import Tap
 
@@ -30,7 +34,14 @@ class Command(BaseCommand):
         parser.add_argument("--batch-ms", type=float, help="Longest wait to fill a batch.")
         parser.add_argument("--prefetch", type=int, help="Unacked events in flight per vhost.")
         parser.add_argument("--rpc-timeout", type=float, dest="timeout_s")
-        parser.add_argument("--crash-after-batches", type=int, help="(tests) exit before an ack")
+        parser.add_argument(
+            "--crash-after-batches", type=int, help="(tests) exit after a commit, unreleased"
+        )
+        parser.add_argument(
+            "--crash-capture-after",
+            type=int,
+            help="(tests) capture exits after this many spool commits, before the ack",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("tracer").setLevel(logging.INFO)
@@ -44,6 +55,9 @@ class Command(BaseCommand):
             prefetch=options["prefetch"],
             timeout_s=options["timeout_s"],
             crash_after_batches=options["crash_after_batches"],
+            crash_capture_after=options["crash_capture_after"],
+            # Without --vhost: the vhosts chosen in the console, seeded by WARREN_TRACE_VHOSTS.
+            follow_choice=not options["vhosts"],
         )
         tap = Tap(config)
 
@@ -66,8 +80,17 @@ class Command(BaseCommand):
                 failure.append(error)
 
         worker = threading.Thread(target=work, name="tap")
+        exporter = runner.start(tap.stopping)  # /metrics' totals and OTLP spans, a process apart
         worker.start()
         while worker.is_alive():
             worker.join(0.5)
+        runner.stop(exporter)
         if failure:
             raise CommandError(f"The tap failed: {failure[0]}") from failure[0]
+        # Everything is committed and closed: leave now. The interpreter's own
+        # teardown (closing what threads left behind) has been seen to take
+        # seconds on a busy disk, past the supervisor's grace.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
