@@ -49,6 +49,9 @@ class Message(models.Model):
     dedupe_key = models.BigIntegerField(default=0)
     # How many times that happened: the copies are counted here, not stored.
     duplicates = models.IntegerField(default=0)
+    # How late capture's stamp may be (µs): 0 when the frame's bytes were read as
+    # they arrived; else how long bytes had been waiting in the socket when read.
+    stamp_error_us = models.IntegerField(default=0)
 
     class Meta:
         indexes = [
@@ -95,6 +98,11 @@ class Flow(models.Model):
     redeliveries = models.IntegerField(default=0)
     late = models.BooleanField(default=False)
     backlog = models.BooleanField(default=False)
+    # The tap's resolution for this flow's figures (ms): a figure smaller than it
+    # is shown as "< resolution"; measured_behind: one of its events was read
+    # while capture was behind, so its figures are approximate.
+    resolution_ms = models.FloatField(null=True, blank=True)
+    measured_behind = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
@@ -145,8 +153,9 @@ class ServiceMinute(models.Model):
     service = models.TextField()
     minute = models.DateTimeField()
     calls = models.BigIntegerField(default=0)
-    timeouts = models.BigIntegerField(default=0)
-    answered = models.BigIntegerField(default=0)
+    timeouts = models.BigIntegerField(default=0)  # no reply in time, late ones included
+    late = models.BigIntegerField(default=0)  # replies that came after the RPC timeout
+    answered = models.BigIntegerField(default=0)  # replies in time: the latency figures
     latency_sum_ms = models.FloatField(default=0)
     latency_max_ms = models.FloatField(default=0)
 
@@ -204,9 +213,15 @@ class TapSession(models.Model):
     last_event_at = models.DateTimeField(null=True, blank=True)
     connected = models.JSONField(default=dict)  # vhost -> true/false
     problems = models.JSONField(default=list)  # what the tap cannot do right now, in words
-    # Id ranges [first, last] of batches committed but perhaps not acked: a
-    # redelivered trace event is looked for there (see storage.find_duplicates).
+    # Unused: the id ranges of batches stored but not acked, from when storage
+    # dropped the broker's redeliveries; capture drops them now, before the spool.
+    # Always empty; kept until a migration drops the column.
     unacked_ranges = models.JSONField(default=list)
+    # How far indexing is behind capture: the age of the oldest frame waiting in
+    # the spool (s), and what the spool holds.
+    index_lag_s = models.FloatField(default=0)
+    spool_bytes = models.BigIntegerField(default=0)
+    spool_frames = models.BigIntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["heartbeat_at"], name="tracer_tap_heartbeat")]
@@ -233,3 +248,33 @@ class TapGap(models.Model):
             f"{self.reason}: {self.started_at:%H:%M:%S}–{end}, "
             f"{self.dropped} dropped ({self.vhost})"
         )
+
+
+class SpoolPosition(models.Model):
+    """How far indexing has read one capture spool (its last stored sequence
+    number), written in the same transaction as the rows: exactly once."""
+
+    spool = models.TextField(unique=True)  # "<host>:<vhost>" (see tracer/tap/spooling.py)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.spool} at {self.position}"
+
+
+class TracedVhost(models.Model):
+    """The operator's choice of one vhost to trace or not, made in the console.
+
+    The tap reads the traced ones every tick (tracer/store/traced.py). The name
+    `*` stands for every vhost, new ones included. A row switched off is kept,
+    so that an empty table alone means "never chosen" and is seeded from
+    WARREN_TRACE_VHOSTS.
+    """
+
+    vhost = models.TextField(unique=True)
+    traced = models.BooleanField(default=True)
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by = models.TextField(blank=True, default="")  # "" for the seed
+
+    def __str__(self) -> str:
+        return f"{self.vhost}: {'traced' if self.traced else 'not traced'}"

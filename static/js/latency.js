@@ -1,4 +1,5 @@
 // Latency page charts (uPlot): percentiles over time, histogram, throughput.
+// Colours come from the CSS custom properties at draw time; a theme change redraws.
 // Data comes from the page's JSON endpoint (data-url), polled every 5 s; the
 // table above refreshes itself through htmx. No inline scripts: the CSP.
 (function () {
@@ -11,6 +12,21 @@
 
   var url = seriesBox.getAttribute("data-url");
   var charts = {};
+  var lastData = null; // redrawn with the new colours when the theme changes
+  window.warrenLatencyCharts = charts; // for the browser tests and the curious
+
+  // Colours from the CSS custom properties (warren.css), read at draw time.
+  function colour(name, fallback) {
+    return window.warrenTheme ? window.warrenTheme.color(name, fallback) : fallback;
+  }
+
+  // uPlot's axes draw on a canvas: they get the theme's text and grid colours.
+  function themed(axis) {
+    axis.stroke = colour("--chart-axis", "#475467");
+    axis.grid = { stroke: colour("--chart-grid", "rgba(29, 35, 48, .09)"), width: 1 };
+    axis.ticks = { stroke: colour("--chart-grid", "rgba(29, 35, 48, .09)"), width: 1 };
+    return axis;
+  }
   var EVERY_MS = 5000;
   var HEIGHT = 230;
 
@@ -60,6 +76,7 @@
     box.textContent = "";
     options.width = width(box);
     options.height = HEIGHT;
+    options.axes = (options.axes || [{}, {}]).map(themed);
     charts[box.id] = new window.uPlot(options, data, box);
   }
 
@@ -119,9 +136,9 @@
       axes: [timeAxis(), { values: function (u, ticks) { return ticks.map(axisMs); }, size: 64 }],
       series: [
         timeSeries(),
-        line("p50", "#1f8a4c", ms),
-        line("p95", "#f26b1d", ms),
-        line("p99", "#c0392b", ms),
+        line("p50", colour("--series-green", "#1f8a4c"), ms),
+        line("p95", colour("--series-orange", "#f26b1d"), ms),
+        line("p99", colour("--series-red", "#c0392b"), ms),
       ],
     }, [series.t, series.p50, series.p95, series.p99]);
   }
@@ -138,8 +155,8 @@
       axes: [timeAxis(), { values: function (u, ticks) { return ticks.map(rate); }, size: 60 }],
       series: [
         timeSeries(),
-        { label: "calls/s", stroke: "#2563eb", fill: "rgba(37, 99, 235, 0.08)", width: 1.8, value: function (u, v) { return rate(v); } },
-        { label: "timeouts/s", stroke: "#c0392b", width: 1.8, value: function (u, v) { return rate(v); } },
+        { label: "calls/s", stroke: colour("--series-blue", "#2563eb"), width: 1.8, value: function (u, v) { return rate(v); } },
+        { label: "timeouts/s", stroke: colour("--series-red", "#c0392b"), width: 1.8, value: function (u, v) { return rate(v); } },
       ],
     }, [series.t, series.calls_per_s, timeoutsPerS]);
   }
@@ -168,10 +185,25 @@
       ],
       series: [
         { value: function (u, v) { return v === null || edges[v] === undefined ? "–" : "≥ " + ms(edges[v]); } },
-        { label: "calls", stroke: "#f26b1d", fill: "rgba(242, 107, 29, 0.55)", paths: bars, points: { show: false } },
+        { label: "calls", stroke: colour("--series-orange", "#f26b1d"), fill: colour("--series-orange", "#f26b1d") + "8c", paths: bars, points: { show: false } },
       ],
     }, [xs, histogram.counts]);
   }
+
+  function drawAll(data) {
+    drawSeries(data.series);
+    drawThroughput(data.series);
+    drawHistogram(data.histogram);
+  }
+
+  // A new theme: the charts are drawn again, from scratch, in its colours.
+  document.addEventListener("warren:theme", function () {
+    Object.keys(charts).forEach(function (id) {
+      charts[id].destroy();
+      delete charts[id];
+    });
+    if (lastData) drawAll(lastData);
+  });
 
   var busy = false;
   function refresh() {
@@ -183,9 +215,8 @@
         return response.json();
       })
       .then(function (data) {
-        drawSeries(data.series);
-        drawThroughput(data.series);
-        drawHistogram(data.histogram);
+        lastData = data;
+        drawAll(data);
       })
       .catch(function () {
         [seriesBox, histogramBox, throughputBox].forEach(function (box) {

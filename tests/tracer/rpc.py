@@ -10,11 +10,20 @@ from tests.tracer.tapping import client
 
 
 def sequential_calls(
-    vhost, count, queue="rpc_queue", replies_per_call=1, direct=False, correlation=True, answer=True
+    vhost,
+    count,
+    queue="rpc_queue",
+    replies_per_call=1,
+    direct=False,
+    correlation=True,
+    answer=True,
+    pause_s=0.0,
 ):
     """Requests, fetched by a 'server' with basic.get, answered, replies fetched.
 
     Returns the correlation ids in order. All four events of each call are traced.
+    `pause_s` between calls: longer than capture's commit interval, each call
+    then reaches the spool in commits of its own.
     """
     connection = client(vhost)
     channel = connection.channel()
@@ -26,6 +35,8 @@ def sequential_calls(
         reply_to = channel.queue_declare("", exclusive=True).method.queue
     ids = []
     for index in range(count):
+        if index and pause_s:
+            connection.sleep(pause_s)
         corr = uuid.uuid4().hex if correlation else None
         ids.append(corr)
         channel.basic_publish(

@@ -5,8 +5,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracer.store import pairing
-from tracer.store.pairing import DELIVER, PUBLISH, Event
+from tracer.store import flow_keys, pairing
+from tracer.store.flow_keys import DELIVER, PUBLISH, Event
 
 S = 1_000_000  # microseconds in a second
 T0 = 1_700_000_000 * S
@@ -258,6 +258,8 @@ call = st.fixed_dictionaries(
         "deliveries": st.lists(st.booleans(), max_size=2),  # redelivered flags
         "replies": st.lists(st.integers(1_000, 45 * S), max_size=2),  # reply delays
         "reply_delivered": st.booleans(),
+        # the reply goes through a framework's exchange, by key, to a queue of another name
+        "routed_by_key": st.booleans(),
     }
 )
 
@@ -284,23 +286,29 @@ def scenario_events(calls, extra_replies):
         for k, delay in enumerate(c["replies"]):
             at = c["start"] + delay
             rfp = 5000 + index * 10 + k
+            direct = flow_keys.is_direct_reply_to(c["reply_to"])
+            by_key = c["routed_by_key"] and not direct
+            queue = f"{c['reply_to']}.bound" if by_key else c["reply_to"]
             events.append(
                 publish(
                     next_id,
                     at,
+                    exchange="framework" if by_key else "",
                     routing_key=c["reply_to"],
                     correlation_id=c["corr"],
                     fingerprint=rfp,
+                    routed_queues=() if direct else (queue,),
                 )
             )
             next_id += 1
-            if c["reply_delivered"] and not pairing.is_direct_reply_to(c["reply_to"]):
+            if c["reply_delivered"] and not direct:
                 events.append(
                     deliver(
                         next_id,
                         at + 300,
+                        exchange="framework" if by_key else "",
                         routing_key=c["reply_to"],
-                        queue=c["reply_to"],
+                        queue=queue,
                         correlation_id=c["corr"],
                         fingerprint=rfp,
                     )
@@ -325,8 +333,8 @@ class MemoryStore:
         self.timeout = timeout
 
     def store(self, batch):
-        keys = pairing.keys_of(batch)
-        loaded = [e for e in self.events.values() if set(pairing.group_keys(e)) & keys]
+        keys = flow_keys.keys_of(batch)
+        loaded = [e for e in self.events.values() if set(flow_keys.group_keys(e)) & keys]
         request_ids = {e.id for e in loaded}
         loaded += [e for e in self.events.values() if e.flow_id in request_ids]
         changes = pairing.recompute(

@@ -2,12 +2,18 @@
 
 A *group* is ``(vhost, reply queue, correlation id)`` (``""`` = no correlation
 id): everything that can belong to the flows answered on one reply queue under
-one correlation id. Within a group an event plays one role:
+one correlation id (which groups an event falls into: tracer.store.flow_keys).
+Within a group an event plays one role:
 
 - request            publish whose ``reply_to`` is the group's reply queue
 - request delivery   deliver whose ``reply_to`` is the group's reply queue
 - reply              publish routed with the reply queue as routing key (any exchange)
-- reply delivery     deliver from the reply queue (none for direct reply-to)
+- reply delivery     deliver of a reply from a queue its publish was routed to
+                     (`routed_queues`): the reply queue itself, or — when
+                     `reply_to` is a routing key on the framework's own exchange
+                     (nameko's pattern: the caller's queue bound to a topic
+                     exchange with the caller's id) — the queue bound with that
+                     key. None for direct reply-to.
 
 A group's flows are a function of the group's events alone (sorted by time, then
 id), so the result does not depend on the order events arrived in. Storage
@@ -23,10 +29,17 @@ message can point at its flow before the flow row exists.
 import bisect
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
 
-PUBLISH = "publish"
-DELIVER = "deliver"
+from tracer.store.flow_keys import (
+    DELIVER,
+    PUBLISH,
+    Event,
+    GroupKey,
+    ReplyQueueKey,
+    group_keys,
+    home_group,
+    is_direct_reply_to,
+)
 
 PENDING = "pending"
 COMPLETE = "complete"
@@ -36,33 +49,6 @@ STATUSES = (PENDING, COMPLETE, TIMEOUT, ORPHAN)
 
 BY_CORRELATION_ID = "correlation_id"
 BY_REPLY_TO = "reply_to"
-
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-DIRECT_REPLY_TO_PREFIX = DIRECT_REPLY_TO + "."
-
-# (vhost, reply queue, correlation id): a group.
-GroupKey: TypeAlias = tuple[str, str, str]
-# (vhost, queue): a queue known to receive replies.
-ReplyQueueKey: TypeAlias = tuple[str, str]
-
-
-@dataclass(slots=True)
-class Event:
-    """One captured publish or delivery, as pairing needs it."""
-
-    id: int
-    kind: str  # PUBLISH or DELIVER
-    at: int  # microseconds since the epoch
-    vhost: str
-    exchange: str = ""
-    routing_key: str = ""  # the first routing key (publish and deliver)
-    queue: str = ""  # deliver only
-    correlation_id: str = ""
-    reply_to: str = ""
-    redelivered: bool = False
-    fingerprint: int = 0  # hash of properties and body: ties a delivery to its publish
-    backlog: bool = False
-    flow_id: int | None = None  # as stored; None for a new event
 
 
 @dataclass(slots=True)
@@ -102,36 +88,10 @@ class Changes:
     flow_of: dict[int, int | None]
 
 
-def is_direct_reply_to(queue: str) -> bool:
-    return queue == DIRECT_REPLY_TO or queue.startswith(DIRECT_REPLY_TO_PREFIX)
-
-
 def service_of(exchange: str, routing_key: str) -> str:
-    """The unit of latency statistics: `rpc_queue`, `amq.topic / weather.ohio`."""
+    """A service named by where its request went (the service rules' last resort,
+    tracer.store.services): `rpc_queue`, `amq.topic / weather.ohio`."""
     return f"{exchange} / {routing_key}" if exchange else routing_key
-
-
-def _target(event: Event) -> str:
-    return event.routing_key if event.kind == PUBLISH else event.queue
-
-
-def group_keys(event: Event) -> list[GroupKey]:
-    """The groups an event may belong to: as request side, as reply side."""
-    keys: list[GroupKey] = []
-    if event.reply_to:
-        keys.append((event.vhost, event.reply_to, event.correlation_id))
-    target = _target(event)
-    if target and target != event.reply_to:
-        keys.append((event.vhost, target, event.correlation_id))
-    return keys
-
-
-def home_group(event: Event) -> GroupKey | None:
-    """The one group that decides the event's flow: a request side wins."""
-    if event.reply_to:
-        return (event.vhost, event.reply_to, event.correlation_id)
-    target = _target(event)
-    return (event.vhost, target, event.correlation_id) if target else None
 
 
 def _sort_key(event: Event) -> tuple[int, int]:
@@ -162,6 +122,28 @@ def _attach(deliveries: Iterable[Event], publishes: Sequence[Event]) -> dict[int
     for delivery in deliveries:
         candidates = by_fingerprint.get(delivery.fingerprint) or publishes
         attached[_closest_before(candidates, delivery.at).id].append(delivery)
+    return attached
+
+
+def _routed_to(reply: Event, queue: str, reply_queue: str) -> bool:
+    """Could the broker have delivered `reply` from `queue`? Its routed queues say;
+    a reply whose routed queues are unknown reaches the reply queue only."""
+    return queue in reply.routed_queues if reply.routed_queues else queue == reply_queue
+
+
+def _attach_replies(
+    deliveries: Iterable[Event], replies: Sequence[Event], reply_queue: str
+) -> dict[int, list[Event]]:
+    """Each reply delivery to its reply: among the replies routed to its queue, same
+    fingerprint first, then time. A delivery no reply was routed to stays out."""
+    attached: dict[int, list[Event]] = {reply.id: [] for reply in replies}
+    by_queue: dict[str, list[Event]] = {}
+    for delivery in deliveries:
+        by_queue.setdefault(delivery.queue, []).append(delivery)
+    for queue, delivered in by_queue.items():
+        routed = [reply for reply in replies if _routed_to(reply, queue, reply_queue)]
+        for reply_id, own in _attach(delivered, routed).items():
+            attached[reply_id].extend(own)
     return attached
 
 
@@ -246,7 +228,7 @@ def _request_flow(
     return Flow(
         id=request.id,
         vhost=vhost,
-        service=service_of(request.exchange, request.routing_key),
+        service=request.service or service_of(request.exchange, request.routing_key),
         correlation_id=correlation_id or None,
         reply_to=reply_queue,
         pairing=BY_CORRELATION_ID if correlation_id else BY_REPLY_TO,
@@ -314,7 +296,7 @@ def _roles(
             (requests if event.kind == PUBLISH else request_deliveries).append(event)
         elif event.kind == PUBLISH and event.routing_key == reply_queue:
             replies.append(event)
-        elif event.kind == DELIVER and event.queue == reply_queue:
+        elif event.kind == DELIVER and reply_queue in (event.queue, event.routing_key):
             reply_deliveries.append(event)
     return requests, request_deliveries, replies, reply_deliveries
 
@@ -344,7 +326,7 @@ def pair_group(
     else:
         answers, orphans = _assign_by_reply_to(requests, replies, timeout_us)
     delivered = _attach(request_deliveries, requests)
-    reply_delivered = _attach(reply_deliveries, replies)
+    reply_delivered = _attach_replies(reply_deliveries, replies, key[1])
     flows = [
         _request_flow(
             key,
@@ -422,14 +404,6 @@ def _unique(events: Iterable[Event]) -> list[Event]:
     for event in events:
         seen[event.id] = event
     return list(seen.values())
-
-
-def keys_of(events: Iterable[Event]) -> set[GroupKey]:
-    """The groups a batch of new events touches: the ones to load and recompute."""
-    keys: set[GroupKey] = set()
-    for event in events:
-        keys.update(group_keys(event))
-    return keys
 
 
 def recompute(

@@ -3,6 +3,8 @@
 A flow's contribution to ServiceMinute and LatencyBucket is taken back and
 given again whenever the flow changes, so the roll-ups always equal what a
 recount of the stored flows would give (docs/architecture.md, Pairing: statistics).
+A late reply counts as a timeout (and as late), never as a latency: one reply
+that came minutes after the caller gave up must not move a service's percentiles.
 """
 
 from collections import Counter, defaultdict
@@ -64,8 +66,9 @@ FlowRow: TypeAlias = dict[str, Any]
 MinuteKey: TypeAlias = tuple[str, str, int]
 # (vhost, service, minute, bucket): one LatencyBucket row.
 BucketKey: TypeAlias = tuple[str, str, int, int]
-# What one flow adds to the roll-ups: its minute, timed out?, its latency (if answered).
-Contribution: TypeAlias = tuple[MinuteKey, bool, float | None]
+# What one flow adds to the roll-ups: its minute, timed out?, late?, its latency (if
+# answered in time).
+Contribution: TypeAlias = tuple[MinuteKey, bool, bool, float | None]
 
 # --- flows and roll-ups ------------------------------------------------------------
 
@@ -108,8 +111,9 @@ def contribution(
     """What one flow adds to the per-minute roll-ups, or None."""
     if status == pairing.ORPHAN or backlog or not service or requested_us is None:
         return None
-    timed_out = status == pairing.TIMEOUT or bool(late)
-    return (vhost, service, minute_us(requested_us)), timed_out, latency_ms
+    late = bool(late)
+    timed_out = status == pairing.TIMEOUT or late
+    return (vhost, service, minute_us(requested_us)), timed_out, late, None if late else latency_ms
 
 
 def flow_contribution(flow: pairing.Flow | FlowRow | None) -> Contribution | None:
@@ -142,15 +146,17 @@ class MinuteCounts:
 
     calls: int = 0
     timeouts: int = 0
+    late: int = 0
     answered: int = 0
     latency_sum_ms: float = 0.0
     latency_max_ms: float = 0.0
 
-    def values(self) -> tuple[int, int, int, float, float]:
+    def values(self) -> tuple[int, int, int, int, float, float]:
         """In the order of the upsert's columns."""
         return (
             self.calls,
             self.timeouts,
+            self.late,
             self.answered,
             self.latency_sum_ms,
             self.latency_max_ms,
@@ -170,10 +176,11 @@ class RollUp:
     def add(self, part: Contribution | None, sign: int) -> None:
         if part is None:
             return
-        key, timed_out, latency = part
+        key, timed_out, late, latency = part
         row = self.minutes[key]
         row.calls += sign
         row.timeouts += sign if timed_out else 0
+        row.late += sign if late else 0
         if latency is not None:
             row.answered += sign
             row.latency_sum_ms += sign * latency
@@ -199,11 +206,13 @@ class RollUp:
         if minutes:
             table = table_of(ServiceMinute)
             cursor.executemany(
-                f"INSERT INTO {table} (vhost, service, minute, calls, timeouts, answered, "  # noqa: S608
-                "latency_sum_ms, latency_max_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO {table} (vhost, service, minute, calls, timeouts, late, "  # noqa: S608
+                "answered, latency_sum_ms, latency_max_ms) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (vhost, service, minute) DO UPDATE SET "
                 f"calls = {table}.calls + excluded.calls, "
                 f"timeouts = {table}.timeouts + excluded.timeouts, "
+                f"late = {table}.late + excluded.late, "
                 f"answered = {table}.answered + excluded.answered, "
                 f"latency_sum_ms = {table}.latency_sum_ms + excluded.latency_sum_ms, "
                 f"latency_max_ms = {greatest}({table}.latency_max_ms, excluded.latency_max_ms)",
@@ -256,9 +265,11 @@ def write_flows(
     columns = ", ".join(quote(name) for name in FLOW_COLUMNS)
     if inserts:
         marks = ", ".join(["%s"] * (len(FLOW_COLUMNS) + 1))
+        # measured_behind starts false: tracer.store.resolution marks it after the batch.
         cursor.executemany(
-            f"INSERT INTO {table} (id, {columns}) VALUES ({marks})",  # noqa: S608
-            inserts,
+            f"INSERT INTO {table} (id, {columns}, measured_behind) "  # noqa: S608
+            f"VALUES ({marks}, %s)",
+            [[*row, False] for row in inserts],
         )
     for changed, rows in updates.items():
         assignments = ", ".join(f"{quote(name)} = %s" for name in changed)

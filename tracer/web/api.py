@@ -10,9 +10,11 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 from console import access
+from tracer.export import otlp
 from tracer.masking import masked_names
 from tracer.models import Flow, Message
 from tracer.store import stats, status
+from tracer.times import iso
 from tracer.web import queries, serialize
 
 MAX_ID = 2**63 - 1
@@ -84,10 +86,16 @@ def flow_stats(request):
         filters = queries.stats_filters(request.GET)
     except queries.BadQuery as error:
         return _bad(error)
-    return _json({"services": stats.service_stats(**filters)})
+    # The window these figures cover, said with them: from/to as asked, or the default.
+    since, until = stats.stats_window(filters.pop("since"), filters.pop("until"))
+    services = stats.service_stats(**filters, since=since, until=until)
+    return _json({"from": iso(since), "to": iso(until), "services": services})
 
 
 @access.api(access.VIEWER)
 @require_GET
 def tap_status(request):
-    return _json(status.tap_status())
+    report = status.tap_status()
+    # What leaves Warren besides the pages: spans sent to WARREN_OTLP_ENDPOINT, and lost.
+    report["export"] = otlp.export_status()
+    return _json(report)

@@ -4,7 +4,11 @@ A window with few answered calls (up to EXACT_LIMIT) is computed exactly from
 its flows, to the microsecond; a larger one from the per-minute roll-ups
 (tracer/store/stats.py: percentiles within about 2 %, bounds on whole minutes) — the
 rule of /api/flows/stats, whose figures the table shows. Backlog flows (events
-that waited while the tap was away) and orphans are left out, as in the roll-ups.
+that waited while the tap was away) and orphans are left out, as in the roll-ups;
+a late reply is a timeout, never a latency (not in the percentiles, the
+histogram or the series). Calls a second are over the time each service was
+active in the window. Each service says which service rule named it
+(tracer/store/services.py).
 """
 
 import math
@@ -13,8 +17,8 @@ from dataclasses import asdict, dataclass
 
 from django.db.models import Q, Sum
 
-from tracer.models import Flow, LatencyBucket, ServiceMinute
-from tracer.store import stats
+from tracer.models import Flow, LatencyBucket, Message, ServiceMinute
+from tracer.store import services, stats
 from tracer.times import from_us, minute_us, now_us, to_us
 
 EXACT_LIMIT = 20_000
@@ -66,13 +70,16 @@ class ServiceStats:
     calls: int = 0
     answered: int = 0
     timeouts: int = 0
+    late: int = 0
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
     max_ms: float | None = None
     mean_ms: float | None = None
-    per_s: float = 0.0
+    per_s: float = 0.0  # over active_s
+    active_s: float = 0.0
     exact: bool = True
+    named_by: str = ""  # the service rule that named it, in words
 
     def as_dict(self):
         return asdict(self)
@@ -145,16 +152,56 @@ def service_table(window_, vhost=None):
                 calls=entry["count"],
                 answered=entry["answered"],
                 timeouts=entry["timeouts"],
+                late=entry["late"],
                 p50_ms=entry["p50_ms"],
                 p95_ms=entry["p95_ms"],
                 p99_ms=entry["p99_ms"],
                 max_ms=entry["max_ms"],
                 mean_ms=entry["mean_ms"],
-                per_s=round(entry["count"] / window_.seconds, 3) if window_.seconds else 0.0,
+                per_s=entry["calls_per_s"] or 0.0,
+                active_s=entry["active_s"],
                 exact=entry["exact"],
+                named_by=named_by(entry["vhost"], entry["service"]),
             )
         )
     return sorted(table, key=lambda e: (e.p95_ms is None, -(e.p95_ms or 0), e.service, e.vhost))
+
+
+def named_by(vhost, service):
+    """Which service rule names `service` now, read from its newest call's request; when
+    the rules in force name that request otherwise, the flows were named by earlier
+    rules (manage.py rename_services re-derives them)."""
+    newest = (
+        Flow.objects.filter(vhost=vhost, service=service, request_id__isnull=False)
+        .order_by("-started_at")
+        .values_list("request_id", flat=True)
+        .first()
+    )
+    request = (
+        Message.objects.filter(id=newest).values("exchange", "routing_key", "properties").first()
+        if newest
+        else None
+    )
+    if request is None:
+        return ""
+    found = services.name(
+        services.configured_rules(),
+        request["exchange"],
+        request["routing_key"],
+        services.properties_of(request["properties"]),
+    )
+    return found.rule_label if found.service == service else "earlier rules"
+
+
+def active_seconds(window_, vhost=None):
+    """Seconds of the window in minutes when any service had calls."""
+    minutes = (
+        _minutes(ServiceMinute, window_, vhost)
+        .filter(calls__gt=0)
+        .values_list("minute", flat=True)
+        .distinct()
+    )
+    return stats.active_seconds(minutes, from_us(window_.since_us), from_us(window_.until_us))
 
 
 def histogram(window_, vhost=None, service=None, exact=None):
@@ -162,7 +209,7 @@ def histogram(window_, vhost=None, service=None, exact=None):
     exact = is_exact(window_, vhost, service) if exact is None else exact
     counts = defaultdict(int)
     if exact:
-        latencies = _flows(window_, vhost, service).filter(latency_ms__isnull=False)
+        latencies = _flows(window_, vhost, service).filter(latency_ms__isnull=False, late=False)
         for (latency,) in latencies.values_list("latency_ms").iterator(chunk_size=2000):
             counts[stats.bucket_of(latency) // HISTOGRAM_BUCKETS_PER_BAR] += 1
     else:
@@ -210,7 +257,7 @@ def series(window_, vhost=None, service=None, exact=None):
                 continue
             calls[index] += 1
             timeouts[index] += _is_timeout(status, late)
-            if latency is not None:
+            if latency is not None and not late:
                 per_step[index].append(latency)
         percentiles = {p: [] for p in PERCENTILES}
         for values in per_step:

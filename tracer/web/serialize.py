@@ -83,6 +83,7 @@ def message_json(message, names=None):
         "backlog": message.backlog,
         "replay_of": message.replay_of,
         "duplicates": message.duplicates,
+        "stamp_error_us": message.stamp_error_us,
     }
 
 
@@ -160,4 +161,8 @@ def flow_json(flow):
     for name in ("requested_at", "request_delivered_at", "replied_at", "reply_delivered_at"):
         data[name] = iso(data[name])
     data["backlog"] = flow.backlog
+    # How precise its figures are (tracer/store/resolution.py): a figure below
+    # resolution_ms is below what the tap can tell; measured_behind: approximate.
+    data["resolution_ms"] = flow.resolution_ms
+    data["measured_behind"] = flow.measured_behind
     return data
