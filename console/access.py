@@ -1,7 +1,9 @@
 """Who may do what, checked first by every view.
 
 Levels: "viewer" reads, "operator" may also change things (publish, purge,
-delete, replay), superusers may all. Each view is wrapped by exactly one of
+delete, replay), "admin" may also administer the broker (users, permissions,
+vhosts, policies, feature flags, definitions); superusers may all. Each role
+includes the ones before it. Each view is wrapped by exactly one of
 `page`, `api` or `public`, which records the level on the view function
 (`warren_access`) so a test can walk the URL configuration and find any route
 left unprotected.
@@ -20,17 +22,26 @@ from rabbit.management_http import BrokerError
 
 VIEWER = "viewer"
 OPERATOR = "operator"
-LEVELS = (VIEWER, OPERATOR)
+ADMIN = "admin"
+LEVELS = (VIEWER, OPERATOR, ADMIN)
+# Who holds each level: a role includes every level before it.
+_HOLDERS = {
+    VIEWER: ("superuser", ADMIN, OPERATOR, VIEWER),
+    OPERATOR: ("superuser", ADMIN, OPERATOR),
+    ADMIN: ("superuser", ADMIN),
+}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def role_of(user):
-    """'superuser', 'operator', 'viewer' or None for this user."""
+    """'superuser', 'admin', 'operator', 'viewer' or None for this user."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
     if user.is_superuser:
         return "superuser"
     groups = {group.name for group in user.groups.all()}
+    if ADMIN in groups:
+        return ADMIN
     if OPERATOR in groups:
         return OPERATOR
     if VIEWER in groups:
@@ -39,12 +50,7 @@ def role_of(user):
 
 
 def allows(user, level):
-    role = role_of(user)
-    if role is None:
-        return False
-    if level == VIEWER:
-        return True
-    return role in ("superuser", OPERATOR)
+    return role_of(user) in _HOLDERS[level]
 
 
 def can_view(user):
@@ -55,8 +61,12 @@ def can_operate(user):
     return allows(user, OPERATOR)
 
 
+def can_administer(user):
+    return allows(user, ADMIN)
+
+
 def _record_denied(request, level):
-    if level == OPERATOR or request.method not in SAFE_METHODS:
+    if level != VIEWER or request.method not in SAFE_METHODS:
         match = request.resolver_match
         AuditEntry.record(
             request,
@@ -70,7 +80,7 @@ def _record_denied(request, level):
 def _call_audited(view, request, level, args, kwargs):
     """Runs the view; an operator's change it left unrecorded (a 404, a refused
     form, an error) is recorded here, so that the audit log misses no attempt."""
-    if level != OPERATOR or request.method in SAFE_METHODS:
+    if level == VIEWER or request.method in SAFE_METHODS:
         return view(request, *args, **kwargs)
     try:
         response = view(request, *args, **kwargs)
@@ -98,6 +108,8 @@ def _record_unaudited(request, result, detail):
 def _denied_message(level):
     if level == OPERATOR:
         return "This action needs the operator role."
+    if level == ADMIN:
+        return "Administration needs the admin role (or a superuser)."
     return "Your account has no role yet: ask an administrator to add you to viewer or operator."
 
 
@@ -115,7 +127,7 @@ def page(level=VIEWER):
                 _record_denied(request, level)
                 return render(
                     request,
-                    "denied.html",
+                    "403.html",
                     {"message": _denied_message(level)},
                     status=403,
                 )

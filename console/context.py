@@ -14,6 +14,9 @@ NAVIGATION = [
     ("Exchanges", "exchanges"),
     ("Topology", "topology"),
     ("Connections", "connections"),
+    ("Channels", "channels"),
+    ("Vhosts", "vhosts"),
+    ("Nodes", "nodes"),
     ("Live", "live_flows"),
     ("Messages", "messages"),
     ("Flows", "flows"),
@@ -24,9 +27,23 @@ NAVIGATION = [
 ]
 
 
-def _links(current_name):
+# The "Admin" group, shown to admins and superusers only.
+ADMIN_NAVIGATION = [
+    ("Users", "users"),
+    ("Vhost admin", "admin_vhosts"),
+    ("Policies", "policies"),
+    ("Cluster", "admin_cluster"),
+    ("Feature flags", "feature_flags"),
+    ("Definitions", "definitions"),
+]
+
+
+def navigation_links(
+    current_name: str | None, entries: list[tuple[str, str]] | None = None
+) -> list[dict[str, object]]:
+    """The main navigation: URL resolution only, no database (the 500 page uses it)."""
     links = []
-    for label, name in NAVIGATION:
+    for label, name in NAVIGATION if entries is None else entries:
         try:
             url = reverse(name)
         except NoReverseMatch:
@@ -40,7 +57,10 @@ def navigation(request):
         return {}
     match = getattr(request, "resolver_match", None)
     return {
-        "nav_links": _links(match.url_name if match else None),
+        "nav_links": navigation_links(match.url_name if match else None),
+        "admin_links": navigation_links(match.url_name if match else None, ADMIN_NAVIGATION)
+        if access.can_administer(request.user)
+        else [],
         "nav_broker": current_broker(request),
         "user_role": access.role_of(request.user),
         "user_can_operate": access.can_operate(request.user),

@@ -64,6 +64,25 @@ def env_int(name, default, minimum=None, maximum=None, environ=None):
     return number
 
 
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_BYTE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def env_bytes(name, default, minimum=1, environ=None):
+    """A size in bytes: '4294967296', '512M', '4G', '4GiB' (units of 1024)."""
+    value = _raw(name, environ)
+    if not value:
+        return default
+    match = _BYTES.match(value)
+    if not match:
+        raise _bad(name, value, "a size such as 4G, 512M or a number of bytes")
+    amount, unit = match.groups()
+    number = int(float(amount) * _BYTE_UNITS[unit[:1].lower()])
+    if number < minimum:
+        raise _bad(name, value, f"a size of at least {minimum} bytes")
+    return number
+
+
 def parse_duration(text):
     """'30' or '30s' -> 30 s; '500ms', '5m', '12h', '7d', '2w'. None if malformed."""
     match = _DURATION.match(text)

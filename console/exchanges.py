@@ -8,6 +8,7 @@ exchanges; the queue page uses it to name the queues a dead letter lands in.
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
+from console import plumbing
 from console.listing import ListQuery
 
 DEFAULT_EXCHANGE_LABEL = "(AMQP default)"
@@ -64,6 +65,7 @@ class ExchangeRow:
     alternate_source: str
     rate_in: float
     rate_out: float
+    plumbing: bool = False  # Warren's own exchange (console/plumbing.py)
 
     @property
     def label(self):
@@ -150,6 +152,13 @@ class Binding:
     def removable(self):
         """The default exchange's implicit bindings cannot be removed."""
         return self.source != ""
+
+    @property
+    def plumbing_words(self):
+        """What removing it breaks, when it is Warren's own binding; else ""."""
+        if not plumbing.is_warren_binding(self.source, self.destination_type, self.destination):
+            return ""
+        return plumbing.what_breaks("unbind", "binding", self.destination, self.vhost)
 
 
 def binding(raw):

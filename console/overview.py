@@ -1,6 +1,6 @@
 """Turns the management API's overview and nodes answers into page figures."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -34,6 +34,7 @@ class BrokerSummary:
     messages: dict
     rates: dict
     nodes: list
+    vhost: str = ""  # the totals, messages and rates are this vhost's ("" = the broker's)
 
     @property
     def alarms(self):
@@ -89,4 +90,44 @@ def broker_summary(overview, nodes):
             "ack": _rate(stats, "ack"),
         },
         nodes=[node_summary(node) for node in nodes or []],
+    )
+
+
+def vhost_counts(client, vhost):
+    """How many queues, exchanges, connections, channels and consumers one vhost has.
+
+    Queues and exchanges are counted by the broker (a page of one, its total);
+    connections, channels and consumers come as the vhost's own lists.
+    """
+    return {
+        "connections": len(client.connections_page(vhost).items),
+        "channels": len(client.channels_page(vhost).items),
+        "exchanges": client.exchanges_page(
+            vhost, page_size=1, columns=["name"], disable_stats=True
+        ).total_count,
+        "queues": client.queues_page(
+            vhost, page_size=1, columns=["name"], disable_stats=True
+        ).total_count,
+        "consumers": len(client.consumers(vhost) or []),
+    }
+
+
+def vhost_summary(broker, vhost, counts):
+    """The broker's summary with one vhost's totals, messages and rates in place of the
+    broker's (the cluster and its nodes stay: they serve every vhost)."""
+    stats = vhost.get("message_stats") or {}
+    return replace(
+        broker,
+        totals=counts,
+        messages={
+            "total": vhost.get("messages", 0) or 0,
+            "ready": vhost.get("messages_ready", 0) or 0,
+            "unacked": vhost.get("messages_unacknowledged", 0) or 0,
+        },
+        rates={
+            "publish": _rate(stats, "publish"),
+            "deliver": _rate(stats, "deliver_get"),
+            "ack": _rate(stats, "ack"),
+        },
+        vhost=vhost.get("name", ""),
     )

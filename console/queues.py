@@ -6,7 +6,6 @@ a page of 500 queues small however busy they are.
 
 from dataclasses import dataclass, field
 
-from console import sparkline
 from console.listing import ListQuery
 
 # URL sort name -> the management API's sort key.
@@ -27,12 +26,13 @@ QUEUE_SORTS = {
     "policy": "policy",
 }
 
+# Only what a row shows (its badges need the arguments and the policy's
+# definition); the detail page asks for the whole queue.
 QUEUE_COLUMNS = [
     "name",
     "vhost",
     "type",
     "state",
-    "node",
     "durable",
     "auto_delete",
     "exclusive",
@@ -45,11 +45,9 @@ QUEUE_COLUMNS = [
     "message_stats.publish_details.rate",
     "message_stats.deliver_get_details.rate",
     "message_stats.ack_details.rate",
-    "message_stats.redeliver_details.rate",
     "consumers",
     "consumer_utilisation",
     "memory",
-    "idle_since",
 ]
 
 # Queue argument -> policy key for the same setting.
@@ -181,6 +179,8 @@ class QueueRow:
     arguments: dict
     idle_since: str
     exclusive: bool = False
+    plumbing: bool = False  # Warren's own queue (console/plumbing.py)
+    href: str = ""
 
     @property
     def stats_pending(self):
@@ -314,34 +314,12 @@ class QueueDetail:
     members: list = field(default_factory=list)
     online: list = field(default_factory=list)
     leader: str = ""
-    lengths_chart: object = None
-    rates_chart: object = None
     exclusive_owner: str = ""
 
 
-CHART_LENGTHS = [
-    ("ready", "ready", "messages_ready"),
-    ("unacked", "unacked", "messages_unacknowledged"),
-]
-CHART_RATES = [
-    ("publish", "publish", "publish"),
-    ("deliver", "deliver", "deliver_get"),
-    ("ack", "ack", "ack"),
-    ("redeliver", "redeliver", "redeliver"),
-]
-
-
 def queue_detail(queue):
-    """Everything the queue page shows, from GET /api/queues/{vhost}/{name} with samples."""
-    stats = queue.get("message_stats") or {}
-    lengths = [
-        (label, css, sparkline.series((queue.get(f"{key}_details") or {}).get("samples")))
-        for label, css, key in CHART_LENGTHS
-    ]
-    rates = [
-        (label, css, sparkline.rates((stats.get(f"{key}_details") or {}).get("samples")))
-        for label, css, key in CHART_RATES
-    ]
+    """Everything the queue page shows, from GET /api/queues/{vhost}/{name} (its charts
+    come apart, from console/charts.py)."""
     owner = queue.get("owner_pid_details") or {}
     policy_definition = queue.get("effective_policy_definition") or {}
     return QueueDetail(
@@ -362,7 +340,5 @@ def queue_detail(queue):
         members=list(queue.get("members") or []),
         online=list(queue.get("online") or []),
         leader=queue.get("leader") or "",
-        lengths_chart=sparkline.chart(lengths),
-        rates_chart=sparkline.chart(rates),
         exclusive_owner=owner.get("name", "") if isinstance(owner, dict) else "",
     )

@@ -11,6 +11,7 @@ import dj_database_url
 
 from console.env import (
     env_bool,
+    env_bytes,
     env_duration,
     env_file,
     env_int,
@@ -62,6 +63,11 @@ WARREN_TRACE_VHOSTS = env_list("WARREN_TRACE_VHOSTS", ["/"])
 WARREN_BODY_LIMIT = env_int("WARREN_BODY_LIMIT", 65536, minimum=0)
 WARREN_RPC_TIMEOUT = env_duration("WARREN_RPC_TIMEOUT", timedelta(seconds=30)).total_seconds()
 WARREN_RETENTION = env_duration("WARREN_RETENTION", timedelta(days=7))
+# How a flow's service is named: the first rule that finds a name in the request
+# (tracer/store/services.py: celery_task, type, header:<name>, exchange_routing_key).
+WARREN_SERVICE_RULES = env_list(
+    "WARREN_SERVICE_RULES", ["celery_task", "type", "exchange_routing_key"]
+)
 # How long a tap asked to stop may take before it exits regardless (nothing is
 # lost: what it had not acked waits in the tap queue). Shorter than the 5 s
 # `make run`'s supervisor (honcho) waits before it kills; raise it under one
@@ -76,6 +82,13 @@ WARREN_TAP_QUEUE_MAX_LENGTH = env_int("WARREN_TAP_QUEUE_MAX_LENGTH", 1_000_000, 
 # The tap queue's bound in bytes of message bodies: while no tap reads, the
 # broker keeps at most this much of the firehose (oldest dropped, counted).
 WARREN_TAP_QUEUE_MAX_BYTES = env_int("WARREN_TAP_QUEUE_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
+# Capture's spool (tracer/tap/spool.py): where its files are, and its bounds in
+# bytes and age. Full, capture stops acking and the bounded tap queue takes over.
+WARREN_SPOOL_DIR = Path(env_str("WARREN_SPOOL_DIR", str(BASE_DIR / "var" / "spool")))
+WARREN_SPOOL_MAX = env_bytes("WARREN_SPOOL_MAX", 4 * 1024**3, minimum=1024)
+WARREN_SPOOL_MAX_AGE = env_duration("WARREN_SPOOL_MAX_AGE", timedelta(days=7)).total_seconds()
+# How much lower than capture indexing runs (nice): indexing may wait for a core, capture not.
+WARREN_INDEX_NICENESS = env_int("WARREN_INDEX_NICENESS", 5, minimum=0, maximum=19)
 WARREN_MASKED_FIELDS = [
     name.lower()
     for name in env_list(
@@ -84,6 +97,14 @@ WARREN_MASKED_FIELDS = [
     )
 ]
 WARREN_REPLAY_CONFIRM_ABOVE = env_int("WARREN_REPLAY_CONFIRM_ABOVE", 100, minimum=1)
+# Who may read /metrics without a bearer token: addresses or networks (CIDR).
+WARREN_METRICS_ALLOW = env_list("WARREN_METRICS_ALLOW", ["127.0.0.0/8", "::1/128"])
+# Where flows go as OpenTelemetry spans (OTLP/HTTP); unset: not exported.
+WARREN_OTLP_ENDPOINT = (
+    env_url("WARREN_OTLP_ENDPOINT", "", ("http", "https"))
+    if env_str("WARREN_OTLP_ENDPOINT")
+    else ""
+)
 REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss"))
 
 # --- Django ---------------------------------------------------------------
@@ -101,6 +122,7 @@ INSTALLED_APPS = [
     "axes",
     "console",
     "tracer",
+    "tracer.export",
     "workloads",
     "replay",
     "benchmarks",
@@ -210,6 +232,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "console.views.errors.csrf_failure"  # a styled 403 with a way back
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

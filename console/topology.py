@@ -10,6 +10,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from console import plumbing
 from console.exchanges import display_name, exchange_row, policy_definitions
 from console.queues import dead_letter_target
 from rabbit.management_http import BrokerNotFound
@@ -135,6 +136,29 @@ class Graph:
         ]:
             del self.nodes[node_id]
 
+    def drop_plumbing(self):
+        """Leave out Warren's own queues and exchange (console/plumbing.py) and their edges;
+        says so in a note when there were any."""
+        gone = {
+            node_id
+            for node_id, node in self.nodes.items()
+            if (node["kind"] == "queue" and plumbing.is_warren_queue(node["name"]))
+            or (node["kind"] == "exchange" and plumbing.is_warren_exchange(node["name"]))
+        }
+        if not gone:
+            return
+        for node_id in gone:
+            del self.nodes[node_id]
+        self.edges = {
+            key: edge
+            for key, edge in self.edges.items()
+            if edge["source"] not in gone and edge["target"] not in gone
+        }
+        self.notes.append(
+            f"Warren's own tap queue, drop counter and their bindings ({len(gone)} objects) "
+            "are left out: tick “Warren's plumbing” to draw them."
+        )
+
     def neighbourhood(self, node_id, depth=1):
         """A new Graph of the nodes within `depth` edges of node_id (either direction)."""
         adjacent = {}
@@ -181,9 +205,21 @@ class Graph:
 
 def sizes(client, vhost):
     """(queues, exchanges) in a vhost, from two one-item pages."""
-    queues = client.queues_page(vhost, page=1, page_size=1, columns=["name"]).total_count
-    exchanges = client.exchanges_page(vhost, page=1, page_size=1, columns=["name"]).total_count
+    counted = {"page": 1, "page_size": 1, "columns": ["name"], "disable_stats": True}
+    queues = client.queues_page(vhost, **counted).total_count
+    exchanges = client.exchanges_page(vhost, **counted).total_count
     return queues, exchanges
+
+
+def first_vhost_with_queues(client, names, limit=20):
+    """The vhost a graph opens on when none is chosen: `/` or the first (by name) holding
+    a queue of the user's, not only Warren's plumbing; `/` (or the first) when none does."""
+    ordered = sorted(names, key=lambda name: (name != "/", name))
+    for name in ordered[:limit]:
+        page = client.queues_page(name, page=1, page_size=3, columns=["name"], disable_stats=True)
+        if any(not plumbing.is_warren_queue(q.get("name", "")) for q in page.items):
+            return name
+    return ordered[0] if ordered else "/"
 
 
 def full_graph(client, vhost, keep_idle_builtins=False):
@@ -303,15 +339,23 @@ def focused_graph(client, vhost, kind, name):
     return graph
 
 
-def build(client, vhost, focus_kind=None, focus_name=None, depth=1):
-    """The graph the topology page draws, as JSON-ready data."""
+def build(client, vhost, focus_kind=None, focus_name=None, depth=1, show_plumbing=False):
+    """The graph the topology page draws, as JSON-ready data (without Warren's own
+    plumbing unless asked, or unless the focus is on a piece of it)."""
     queues, exchanges = sizes(client, vhost)
     counts = {"queues": queues, "exchanges": exchanges}
     focus = None
     if focus_kind in ("queue", "exchange") and focus_name is not None:
         focus = queue_id(focus_name) if focus_kind == "queue" else exchange_id(focus_name)
     if queues + exchanges <= FULL_LOAD_LIMIT:
-        graph = full_graph(client, vhost, keep_idle_builtins=focus is not None)
+        graph = full_graph(client, vhost, keep_idle_builtins=True)
+        focus_is_plumbing = focus is not None and (
+            plumbing.is_warren_queue(focus_name) or plumbing.is_warren_exchange(focus_name)
+        )
+        if not show_plumbing and not focus_is_plumbing:
+            graph.drop_plumbing()
+        if focus is None:
+            graph.drop_idle_builtins()  # after the plumbing: the trace exchange may go too
         if focus is not None:
             if focus not in graph.nodes:
                 raise BrokerNotFound(f"There is no {focus_kind} '{focus_name}' in this vhost.", 404)

@@ -75,6 +75,7 @@ class VhostSummary:
     nodes: dict = field(default_factory=dict)
     queues: int | None = None
     exchanges: int | None = None
+    node_tracing: dict = field(default_factory=dict)  # {node: "on"|"off"|"unreachable"}
 
     @property
     def running(self):
@@ -100,7 +101,8 @@ def summarise(vhost):
 
 def _count(client, kind, vhost):
     list_call = client.queues_page if kind == "queues" else client.exchanges_page
-    return list_call(vhost, page=1, page_size=1, columns=["name"]).total_count
+    # statistics left out: only the total is wanted, and they cost the broker most
+    return list_call(vhost, page=1, page_size=1, columns=["name"], disable_stats=True).total_count
 
 
 def vhost_summaries(client, count_objects=True):

@@ -374,3 +374,41 @@ def tracing_map(vhosts: Sequence[str], client: ManagementClient | None = None) -
             _status_cache.clear()
         _status_cache[key] = (time.monotonic(), (states, problem))
     return states, problem
+
+
+def tracing_by_node(client: ManagementClient) -> TracingMap:
+    """({vhost: {node: state}}, problem) for every vhost: one vhosts call per node.
+
+    Each node's listener answers `tracing` as that node has it, so the list
+    asked of each node gives the whole map in as many calls as there are nodes
+    (the Vhosts page: one call per vhost and node would grow with the vhosts).
+    """
+    states: dict[str, dict[str, TracingState]] = {}
+    try:
+        nodes = for_client(client).nodes()
+    except BrokerError as error:
+        return {}, f"cannot ask the broker which nodes trace: {error.message}"
+    problems: list[str] = []
+    for node in nodes:
+        listing: list[JSON] | None = None
+        if not node.problem:
+            try:
+                listing = node_vhosts(client.for_url(node.url))
+            except BrokerError as error:
+                problems.append(f"node {node.name}: {error.message}")
+        else:
+            problems.append(f"node {node.name}: {node.problem}")
+        for vhost in listing or ():
+            states.setdefault(vhost["name"], {})[node.name] = ON if vhost.get("tracing") else OFF
+        if listing is None:
+            for per_node in states.values():
+                per_node.setdefault(node.name, UNREACHABLE)
+    for per_node in states.values():  # a vhost a later node listed: earlier unreachable ones
+        for node in nodes:
+            per_node.setdefault(node.name, UNREACHABLE)
+    return states, "; ".join(problems)
+
+
+def node_vhosts(client: ManagementClient) -> list[JSON]:
+    """Every vhost's name and tracing, as the node behind `client` has them."""
+    return client.get_list("vhosts", params={"columns": "name,tracing"})

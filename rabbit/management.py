@@ -20,21 +20,21 @@ class ManagementClient(ManagementHTTP):
     # --- broker -------------------------------------------------------------
 
     def overview(self) -> JSON:
-        return cast(JSON, self.get("overview"))
+        return self.get_object("overview")
 
     def nodes(self) -> list[JSON]:
-        return cast(list[JSON], self.get("nodes"))
+        return self.get_list("nodes")
 
     def whoami(self) -> JSON:
-        return cast(JSON, self.get("whoami"))
+        return self.get_object("whoami")
 
     # --- vhosts -------------------------------------------------------------
 
     def vhosts(self) -> list[JSON]:
-        return cast(list[JSON], self.get("vhosts"))
+        return self.get_list("vhosts")
 
     def vhost(self, vhost: str) -> JSON:
-        return cast(JSON, self.get(f"vhosts/{segment(vhost)}"))
+        return self.get_object(f"vhosts/{segment(vhost)}")
 
     def create_vhost(self, vhost: str, description: str = "", tags: str = "") -> None:
         self.put(f"vhosts/{segment(vhost)}", {"description": description, "tags": tags})
@@ -71,14 +71,14 @@ class ManagementClient(ManagementHTTP):
     def queues(self, vhost: str | None = None, columns: Sequence[str] | None = None) -> list[JSON]:
         path = f"queues/{segment(vhost)}" if vhost else "queues"
         params = {"columns": ",".join(columns)} if columns else None
-        return cast(list[JSON], self.get(path, params=params))
+        return self.get_list(path, params=params)
 
     def queue(self, vhost: str, name: str, lengths_age: int | None = None) -> JSON:
         params: dict[str, int] | None = None
         if lengths_age:
             params = {"lengths_age": lengths_age, "lengths_incr": max(1, lengths_age // 12)}
             params.update(msg_rates_age=lengths_age, msg_rates_incr=params["lengths_incr"])
-        return cast(JSON, self.get(f"queues/{segment(vhost)}/{segment(name)}", params=params))
+        return self.get_object(f"queues/{segment(vhost)}/{segment(name)}", params=params)
 
     def declare_queue(
         self,
@@ -97,7 +97,7 @@ class ManagementClient(ManagementHTTP):
         self.delete(f"queues/{segment(vhost)}/{segment(name)}")
 
     def queue_bindings(self, vhost: str, name: str) -> list[JSON]:
-        return cast(list[JSON], self.get(f"queues/{segment(vhost)}/{segment(name)}/bindings"))
+        return self.get_list(f"queues/{segment(vhost)}/{segment(name)}/bindings")
 
     def peek(
         self,
@@ -132,10 +132,10 @@ class ManagementClient(ManagementHTTP):
         return self.get_page(path, **paging)
 
     def exchanges(self, vhost: str | None = None) -> list[JSON]:
-        return cast(list[JSON], self.get(f"exchanges/{segment(vhost)}" if vhost else "exchanges"))
+        return self.get_list(f"exchanges/{segment(vhost)}" if vhost else "exchanges")
 
     def exchange(self, vhost: str, name: str) -> JSON:
-        return cast(JSON, self.get(f"exchanges/{segment(vhost)}/{exchange_segment(name)}"))
+        return self.get_object(f"exchanges/{segment(vhost)}/{exchange_segment(name)}")
 
     def declare_exchange(
         self,
@@ -155,14 +155,14 @@ class ManagementClient(ManagementHTTP):
 
     def exchange_bindings_out(self, vhost: str, name: str) -> list[JSON]:
         path = f"exchanges/{segment(vhost)}/{exchange_segment(name)}/bindings/source"
-        return cast(list[JSON], self.get(path))
+        return self.get_list(path)
 
     def exchange_bindings_in(self, vhost: str, name: str) -> list[JSON]:
         path = f"exchanges/{segment(vhost)}/{exchange_segment(name)}/bindings/destination"
-        return cast(list[JSON], self.get(path))
+        return self.get_list(path)
 
     def bindings(self, vhost: str | None = None) -> list[JSON]:
-        return cast(list[JSON], self.get(f"bindings/{segment(vhost)}" if vhost else "bindings"))
+        return self.get_list(f"bindings/{segment(vhost)}" if vhost else "bindings")
 
     def bind(
         self,
@@ -224,10 +224,10 @@ class ManagementClient(ManagementHTTP):
         return self.get_page(path, **paging)
 
     def connection(self, name: str) -> JSON:
-        return cast(JSON, self.get(f"connections/{segment(name)}"))
+        return self.get_object(f"connections/{segment(name)}")
 
     def connection_channels(self, name: str) -> list[JSON]:
-        return cast(list[JSON], self.get(f"connections/{segment(name)}/channels"))
+        return self.get_list(f"connections/{segment(name)}/channels")
 
     def close_connection(self, name: str, reason: str = "Closed from Warren") -> None:
         self.close_connection_because(name, reason)
@@ -238,10 +238,10 @@ class ManagementClient(ManagementHTTP):
         return self.get_page("channels", **paging)
 
     def channel(self, name: str) -> JSON:
-        return cast(JSON, self.get(f"channels/{segment(name)}"))
+        return self.get_object(f"channels/{segment(name)}")
 
     def consumers(self, vhost: str | None = None) -> list[JSON]:
-        return cast(list[JSON], self.get(f"consumers/{segment(vhost)}" if vhost else "consumers"))
+        return self.get_list(f"consumers/{segment(vhost)}" if vhost else "consumers")
 
     # --- the rabbitmq_tracing plugin (benchmarks compare against it) --------
 
@@ -257,12 +257,12 @@ class ManagementClient(ManagementHTTP):
         self.delete(f"traces/{segment(vhost)}/{segment(name)}")
 
     def traces(self, vhost: str) -> list[JSON]:
-        return cast(list[JSON], self.get(f"traces/{segment(vhost)}"))
+        return self.get_list(f"traces/{segment(vhost)}")
 
     # --- broker console additions -------------------------------------------
 
     def policies(self, vhost: str) -> list[JSON]:
-        return cast(list[JSON], self.get(f"policies/{segment(vhost)}"))
+        return self.get_list(f"policies/{segment(vhost)}")
 
     def delete_queue_when(
         self, vhost: str, name: str, if_empty: bool = False, if_unused: bool = False
@@ -299,7 +299,7 @@ class ManagementClient(ManagementHTTP):
 
     def overview_columns(self, columns: Sequence[str]) -> JSON:
         """Only these keys of /api/overview (node, listeners: cheap on a big cluster)."""
-        return cast(JSON, self.get("overview", params={"columns": ",".join(columns)}))
+        return self.get_object("overview", params={"columns": ",".join(columns)})
 
     def nodes_columns(self, columns: Sequence[str]) -> list[JSON]:
-        return cast(list[JSON], self.get("nodes", params={"columns": ",".join(columns)}))
+        return self.get_list("nodes", params={"columns": ",".join(columns)})

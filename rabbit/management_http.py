@@ -200,6 +200,23 @@ class ManagementHTTP:
     def get(self, path: str, params: QueryParams | None = None) -> Any:
         return self.request("GET", path, params=params)
 
+    def get_list(self, path: str, params: QueryParams | None = None) -> list[JSON]:
+        """A list call's objects; BrokerError for an answer of another shape (what
+        answers at the address may be a proxy or another service)."""
+        answer = self.get(path, params=params)
+        if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
+            raise BrokerError(f"the management API answered {path} with something else than a list")
+        return answer
+
+    def get_object(self, path: str, params: QueryParams | None = None) -> JSON:
+        """One object; BrokerError for an answer of another shape."""
+        answer = self.get(path, params=params)
+        if not isinstance(answer, dict):
+            raise BrokerError(
+                f"the management API answered {path} with something else than an object"
+            )
+        return answer
+
     def put(self, path: str, json: JSON | None = None) -> Any:
         return self.request("PUT", path, json=json if json is not None else {})
 

@@ -1,7 +1,8 @@
 """A local HTTP server that answers like a sick RabbitMQ management API.
 
 Modes: "500" and "503" (the broker's JSON error with a reason), "html" (a
-proxy's page instead of JSON), "slow" (answers after 2.5 s). The
+proxy's page instead of JSON), "slow" (answers after 2.5 s), "lists" (JSON of
+another shape). The
 `sick_broker` fixture points Warren's default broker at it with a 1 s timeout.
 """
 
@@ -17,6 +18,7 @@ ANSWERS = {
     "503": (b'{"error":"unavailable","reason":"node is booting"}', 503),
     "html": (b"<html>proxy error</html>", 200),
     "slow": (b"{}", 200),
+    "lists": (b'[["not", "a", "vhost"]]', 200),  # JSON, but not the shape asked for
 }
 
 

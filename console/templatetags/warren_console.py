@@ -115,3 +115,11 @@ def span(seconds):
     if seconds >= 90:
         return f"{round(seconds / 60)} min"
     return f"{round(seconds)} s"
+
+
+@register.simple_tag
+def queue_rows(rows, vhost):
+    """The Queues page's rows (console/queue_rows.py); the vhost column when no vhost is chosen."""
+    from console.queue_rows import rows_html  # it uses this module's filters
+
+    return rows_html(rows, show_vhost=not vhost)

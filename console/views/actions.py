@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from console import access, operations
+from console import access, operations, plumbing
 from console.brokers import current_broker
 from console.forms import (
     BindForm,
@@ -23,11 +23,40 @@ from console.forms import (
     UnbindForm,
 )
 from console.models import AuditEntry
-from console.views.common import form_errors, report, safe_next
+from console.views.common import form_errors, report, report_done, safe_next
 
 
 def _queue_url(vhost, name):
     return reverse("queue", args=[vhost, name])
+
+
+def _plumbing_refused(request, action, broker, vhost, kind, name, verb, fallback):
+    """Warren's own plumbing is touched only with the explicit confirmation that tracing
+    breaks (console/plumbing.py); without it nothing is done, the attempt is audited and
+    the operator is told what would break."""
+    if plumbing.confirmed(request.POST):
+        return None
+    words = plumbing.what_breaks(verb, kind, name, vhost)
+    AuditEntry.record(
+        request,
+        action,
+        result=AuditEntry.FAILED,
+        broker=broker.slug,
+        vhost=vhost,
+        target=f"{kind} {name}",
+        detail="refused: Warren's plumbing, tracing-break not confirmed",
+    )
+    messages.error(request, f"Nothing was done. {words} Confirm that tracing breaks to go ahead.")
+    return redirect(safe_next(request, fallback))
+
+
+def _queue_plumbing_refused(request, action, broker, vhost, name, verb):
+    """_plumbing_refused for a queue, when it is one of Warren's."""
+    if not plumbing.is_warren_queue(name):
+        return None
+    return _plumbing_refused(
+        request, action, broker, vhost, "queue", name, verb, _queue_url(vhost, name)
+    )
 
 
 def _invalid(request, action, broker, vhost, target, form, fallback):
@@ -50,6 +79,9 @@ def _invalid(request, action, broker, vhost, target, form, fallback):
 @require_POST
 def queue_purge(request, vhost, name):
     broker = current_broker(request)
+    refused = _queue_plumbing_refused(request, "purge_queue", broker, vhost, name, "purge")
+    if refused:
+        return refused
     depth = request.POST.get("depth")
     outcome = operations.purge_queue(
         request, broker, vhost, name, depth=int(depth) if (depth or "").isdigit() else None
@@ -61,13 +93,14 @@ def queue_purge(request, vhost, name):
 @require_POST
 def queue_delete(request, vhost, name):
     broker = current_broker(request)
+    refused = _queue_plumbing_refused(request, "delete_queue", broker, vhost, name, "delete")
+    if refused:
+        return refused
     form = DeleteQueueForm(request.POST)
     form.is_valid()  # two optional check boxes: always valid
     outcome = operations.delete_queue(request, broker, vhost, name, **form.cleaned_data)
-    if outcome.ok:
-        messages.success(request, outcome.message)
-        return redirect(reverse("queues") + "?vhost=" + _quoted(vhost))
-    return report(request, outcome, _queue_url(vhost, name))
+    listed = reverse("queues") + "?vhost=" + _quoted(vhost)
+    return report_done(request, outcome, listed, _queue_url(vhost, name))
 
 
 @access.page(access.OPERATOR)
@@ -103,11 +136,15 @@ def exchange_delete(request, vhost, name):
             detail="built-in exchange",
         )
         return report(request, outcome, fallback)
+    if plumbing.is_warren_exchange(name):
+        refused = _plumbing_refused(
+            request, "delete_exchange", broker, vhost, "exchange", name, "delete", fallback
+        )
+        if refused:
+            return refused
     outcome = operations.delete_exchange(request, broker, vhost, name, **form.cleaned_data)
-    if outcome.ok:
-        messages.success(request, outcome.message)
-        return redirect(reverse("exchanges") + "?vhost=" + _quoted(vhost))
-    return report(request, outcome, fallback)
+    listed = reverse("exchanges") + "?vhost=" + _quoted(vhost)
+    return report_done(request, outcome, listed, fallback)
 
 
 @access.page(access.OPERATOR)
@@ -175,6 +212,13 @@ def binding_remove(request, vhost):
     if not form.is_valid():
         return _invalid(request, "unbind", broker, vhost, "binding", form, fallback)
     data = form.cleaned_data
+    if plumbing.is_warren_binding(data["source"], data["destination_type"], data["destination"]):
+        binding = f"{data['source']} → {data['destination']}"
+        refused = _plumbing_refused(
+            request, "unbind", broker, vhost, "binding", binding, "unbind", fallback
+        )
+        if refused:
+            return refused
     outcome = operations.unbind(
         request,
         broker,
@@ -198,10 +242,7 @@ def connection_close(request, name):
     outcome = operations.close_connection(
         request, broker, name, reason, vhost=request.POST.get("vhost", "")
     )
-    if outcome.ok:
-        messages.success(request, outcome.message)
-        return redirect(reverse("connections"))
-    return report(request, outcome, reverse("connection", args=[name]))
+    return report_done(request, outcome, reverse("connections"), reverse("connection", args=[name]))
 
 
 def _quoted(vhost):

@@ -4,7 +4,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from console import access
+from console import access, audit_links
 from console.forms import AuditFilterForm
 from console.models import AuditEntry
 
@@ -19,6 +19,8 @@ def audit_log(request):
     entries = form.filter(AuditEntry.objects.all()) if request.GET else AuditEntry.objects.all()
     paginator = Paginator(entries, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
+    for entry in page.object_list:
+        entry.related_url = audit_links.related_url(entry)
     params = request.GET.copy()
     params.pop("page", None)
     context = {

@@ -31,6 +31,15 @@ def report(request, outcome, fallback):
     return redirect(safe_next(request, fallback))
 
 
+def report_done(request, outcome, done: str, fallback: str):
+    """As `report`, but a success goes on to `done` (a list: the object is gone, or the
+    page the change leads to) rather than back where the form was."""
+    if outcome.ok:
+        messages.success(request, outcome.message)
+        return redirect(done)
+    return report(request, outcome, fallback)
+
+
 def form_errors(form):
     """A form's errors as one sentence for a message banner."""
     parts = []
@@ -53,13 +62,21 @@ _LEVELS = {
 PAGE_SIZES = (20, 50, 100, 200, 500)
 
 
-def render_list(request, broker, query, fetch, make_rows, template, fragment, sortable):
+SHOW_PLUMBING = "plumbing"
+
+
+def render_list(
+    request, broker, query, fetch, make_rows, template, fragment, sortable, is_plumbing=None
+):
     """A list page (queues, exchanges, connections, channels) in the chosen vhost.
 
     fetch(client, vhost, query) -> (Page, query shown); make_rows(items) -> rows.
     A chosen vhost that no longer exists is forgotten and every vhost shown,
     with a word why; a filter the broker refuses is explained, not a banner.
+    is_plumbing(row) marks Warren's own objects (console/plumbing.py): they are
+    left out of the page unless `?plumbing=1`, and the page says how many.
     """
+    show_plumbing = request.GET.get(SHOW_PLUMBING) == "1"
     vhost = selected_vhost(request, broker)
     context = {
         "broker": broker,
@@ -82,19 +99,34 @@ def render_list(request, broker, query, fetch, make_rows, template, fragment, so
                 )
                 vhost = None
                 page, query = fetch(client, None, query)
-            context.update(
-                rows=make_rows(page.items), pager=pager(query, page, {"vhost": vhost or ""})
-            )
+            rows = make_rows(page.items)
+            if is_plumbing is not None:
+                for row in rows:
+                    row.plumbing = is_plumbing(row)
+                if not show_plumbing:
+                    kept = [row for row in rows if not row.plumbing]
+                    context["plumbing_hidden"] = len(rows) - len(kept)
+                    rows = kept
+            context.update(rows=rows, pager=pager(query, page, _extra(vhost, show_plumbing)))
         except BrokerError as error:
             if error.status == 400 and query.name and query.regex:
                 context["filter_error"] = f"The broker refused the filter: {error.message}"
             else:
                 context["broker_error"] = error
-    extra = {"vhost": vhost or ""}
+    extra = _extra(vhost, show_plumbing)
     context.update(
+        show_plumbing=show_plumbing,
+        plumbing_toggle=request.path + query.query_string(_extra(vhost, not show_plumbing)),
         vhost=vhost,
         query=query,
         headers=query.sort_headers(sortable, extra),
         refresh_url=request.path + query.query_string(extra),
     )
     return render(request, fragment if wants_partial(request) else template, context)
+
+
+def _extra(vhost, show_plumbing):
+    extra = {"vhost": vhost or ""}
+    if show_plumbing:
+        extra[SHOW_PLUMBING] = "1"
+    return extra

@@ -6,11 +6,12 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from console import access, exchanges
+from console import access, charts, exchanges, plumbing
 from console.brokers import current_broker
 from console.forms import BindForm, DeleteExchangeForm, PublishForm
 from console.listing import fetch_page
 from console.url_segments import DEFAULT_EXCHANGE_SEGMENT, href_segment
+from console.views.charts import EXCHANGE_CHARTS, page_charts
 from console.views.common import render_list, wants_partial
 from rabbit.management_http import BrokerError, BrokerNotFound
 
@@ -63,6 +64,7 @@ def exchange_list(request):
         "exchanges.html",
         "exchanges.html#exchange-list",
         SORTABLE,
+        is_plumbing=lambda row: plumbing.is_warren_exchange(row.name),
     )
 
 
@@ -115,4 +117,10 @@ def exchange_detail(request, vhost, name):
         bind_form=BindForm(initial={"source": name, "destination_type": "q"}),
         delete_form=DeleteExchangeForm(),
     )
+    if plumbing.is_warren_exchange(name):
+        context["plumbing_words"] = {
+            "delete": plumbing.what_breaks("delete", "exchange", name, vhost)
+        }
+    url = reverse("exchange_charts", args=[vhost, name])
+    context.update(page_charts(request, url, charts.PER_OBJECT, EXCHANGE_CHARTS))
     return render(request, "exchange.html", context)

@@ -6,12 +6,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from console import access, exchanges, peek, queues
+from console import access, charts, exchanges, peek, plumbing, queues, streams
 from console.brokers import current_broker
 from console.forms import BindForm, DeleteQueueForm, MoveForm, PublishForm
 from console.listing import fetch_page
 from console.models import AuditEntry
 from console.url_segments import href_segment
+from console.views.charts import QUEUE_CHARTS, page_charts
 from console.views.common import render_list, wants_partial
 from rabbit.management_http import BrokerError, BrokerNotFound
 
@@ -44,6 +45,7 @@ def queue_list(request):
         "queues.html",
         "queues.html#queue-list",
         SORTABLE,
+        is_plumbing=lambda row: plumbing.is_warren_queue(row.name),
     )
 
 
@@ -83,7 +85,7 @@ def _queue_context(request, broker, vhost, name):
     context = {"broker": broker, "vhost": vhost, "name": name, "can_operate": False}
     try:
         client = broker.client()
-        raw = client.queue(vhost, name, lengths_age=600)
+        raw = client.queue(vhost, name)
         detail = queues.queue_detail(raw)
         context.update(
             detail=detail,
@@ -96,6 +98,10 @@ def _queue_context(request, broker, vhost, name):
     except BrokerError as error:
         context["broker_error"] = error
     context["can_operate"] = access.can_operate(request.user)
+    if plumbing.is_warren_queue(name):
+        context["plumbing_words"] = {
+            verb: plumbing.what_breaks(verb, "queue", name, vhost) for verb in ("purge", "delete")
+        }
     return context
 
 
@@ -106,7 +112,14 @@ def _action_forms(name):
         "delete_form": DeleteQueueForm(),
         "move_form": MoveForm(source=name),
         "peek_sizes": (1, 5, 10, 20, 50),
+        "stream_starts": streams.START_CHOICES,
+        "stream_page_sizes": streams.PAGE_SIZES,
     }
+
+
+def _charts(request, vhost, name):
+    url = reverse("queue_charts", args=[vhost, name])
+    return page_charts(request, url, charts.PER_OBJECT, QUEUE_CHARTS)
 
 
 @access.page(access.VIEWER)
@@ -117,7 +130,17 @@ def queue_detail(request, vhost, name):
     if wants_partial(request):
         return render(request, "queue.html#queue-figures", context)
     context.update(_action_forms(name))
+    context.update(_charts(request, vhost, name))
+    context["stream_url"] = reverse("queue_stream", args=[vhost, name])
     return render(request, "queue.html", context)
+
+
+def full_queue_context(request, broker, vhost, name):
+    """Everything the whole queue page needs (the stream browser renders it too)."""
+    context = _queue_context(request, broker, vhost, name)
+    context.update(_action_forms(name))
+    context.update(_charts(request, vhost, name))
+    return context
 
 
 @access.page(access.VIEWER)
@@ -157,5 +180,6 @@ def queue_peek(request, vhost, name):
         return render(request, "queue.html#peek-results", context)
     full = _queue_context(request, broker, vhost, name)
     full.update(_action_forms(name))
+    full.update(_charts(request, vhost, name))
     full.update(context)
     return render(request, "queue.html", full)

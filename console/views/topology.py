@@ -43,20 +43,26 @@ def topology_page(request):
     broker = current_broker(request)
     vhost = selected_vhost(request, broker)
     broker_error = None
+    notice = ""
     try:
-        names = sorted(v.get("name", "") for v in broker.client().vhosts() or [])
+        client = broker.client()
+        names = sorted(v.get("name", "") for v in client.vhosts() or [])
+        if not vhost:
+            # A graph is of one vhost: "all vhosts" shows the first with queues of the
+            # user's, not a `/` that holds only Warren's plumbing.
+            vhost = topology.first_vhost_with_queues(client, names)
+            notice = f"The topology is drawn per vhost: showing '{vhost}'. Choose another above."
     except BrokerError as error:
         broker_error, names = error, []
-    notice = ""
-    if not vhost:
-        # A graph is of one vhost: "all vhosts" shows the default one (or the first).
-        vhost = "/" if "/" in names or not names else names[0]
-        notice = f"The topology is drawn per vhost: showing '{vhost}'. Choose another above."
+        vhost = vhost or "/"
     kind, name = _focus(request.GET)
     depth = _depth(request.GET)
+    show_plumbing = request.GET.get("plumbing") == "1"
     params = {"vhost": vhost, "depth": depth}
     if kind:
         params.update(kind=kind, name=name)
+    if show_plumbing:
+        params["plumbing"] = "1"
     context = {
         "broker": broker,
         "vhost": vhost,
@@ -65,6 +71,7 @@ def topology_page(request):
         "kind": kind or "queue",
         "focus_name": name or "",
         "depth": depth,
+        "show_plumbing": show_plumbing,
         "data_url": reverse("topology_data") + "?" + urlencode(params),
         "page_url": reverse("topology"),
         "broker_error": broker_error,
@@ -93,7 +100,8 @@ def topology_data(request):
     kind, name = _focus(request.GET)
     try:
         client = broker.client()
-        data = topology.build(client, vhost, kind, name, _depth(request.GET))
+        show_plumbing = request.GET.get("plumbing") == "1"
+        data = topology.build(client, vhost, kind, name, _depth(request.GET), show_plumbing)
         if data["mode"] == "too-big":
             data["suggestions"] = _suggestions(client, vhost)
     except BrokerNotFound as error:

@@ -17,8 +17,8 @@ from tests.console.helpers import (
 from tests.polling import wait_until
 
 
-def _page(client, vhost, name, **headers):
-    response = client.get(reverse("queue", args=[vhost, name]), headers=headers)
+def _page(client, vhost, name, path_suffix="", **headers):
+    response = client.get(reverse("queue", args=[vhost, name]) + path_suffix, headers=headers)
     assert response.status_code == 200
     return response.content.decode()
 
@@ -97,13 +97,26 @@ def test_it_draws_the_history_once_the_broker_has_samples(viewer_client, mgmt, t
     publish(mgmt, topology, "orders.new", 2)
     wait_until(
         lambda: mgmt.queue(topology, "orders.new", lengths_age=600),
-        check=lambda raw: len((raw.get("messages_ready_details") or {}).get("samples") or []) >= 2,
-        what="two samples of the queue length",
+        # samples come newest first: two of them, the newest with both messages
+        check=lambda raw: (
+            [
+                sample["sample"]
+                for sample in (raw.get("messages_ready_details") or {}).get("samples") or []
+            ][:1]
+            == [2]
+            and len(raw["messages_ready_details"]["samples"]) >= 2
+        ),
+        what="two samples of the queue length, the newest with both messages",
         **(STATS_WAIT | {"timeout": 15}),
     )
-    page = _page(viewer_client, topology, "orders.new")
-    assert '<polyline points="' in page
-    assert 'class="series ready"' in page
+    page = _page(viewer_client, topology, "orders.new", path_suffix="?range=1h")
+    assert "Over time, last hour" in page
+    assert 'aria-current="true" title="Last hour">1h</a>' in page
+    assert 'data-chart="queued"' in page and 'data-chart="rates"' in page
+    charts_url = reverse("queue_charts", args=[topology, "orders.new"])
+    answer = viewer_client.get(charts_url + "?range=10m").json()
+    ready = answer["charts"]["queued"]["series"][0]
+    assert ready["label"] == "ready" and ready["last"] == 2.0
 
 
 def test_it_refreshes_its_figures_for_htmx(viewer_client, topology):

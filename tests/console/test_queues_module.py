@@ -61,4 +61,3 @@ def test_it_builds_a_detail_with_quorum_members_and_no_samples():
         }
     )
     assert detail.row.node == "rabbit@a" and detail.members == ["rabbit@a", "rabbit@b"]
-    assert detail.lengths_chart.empty and detail.rates_chart.empty

@@ -56,10 +56,10 @@ def test_it_shows_totals_and_tracing_per_vhost(viewer_client, mgmt, topology, sc
         row = page.split(f">{topology}</a>", 1)[1].split("</tr>", 1)[0]
         cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
         assert cells[:5] == ["5", "12", "2", "0", "2"]  # queues, exchanges, ready, unacked, total
-        assert '<span class="pill">off</span>' in row
+        assert re.search(r'data-node-tracing="[^"]+">off</span>', row)  # the node's firehose
         traced = page.split(f">{other}</a>", 1)[1].split("</tr>", 1)[0]
         assert "traced &lt;one&gt;" in traced
-        assert ">on</span>" in traced
+        assert re.search(r'data-node-tracing="[^"]+">on</span>', traced)
         # Switching tracing on kept the description.
         assert mgmt.vhost(other)["description"] == "traced <one>"
     finally:

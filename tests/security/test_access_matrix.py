@@ -53,7 +53,7 @@ def test_it_finds_routes_to_check():
 
 @pytest.mark.parametrize(("route", "pattern", "level"), ROUTES)
 def test_it_has_an_access_level_on_every_route(route, pattern, level):
-    assert level in ("public", "viewer", "operator"), (
+    assert level in ("public", "viewer", "operator", "admin"), (
         f"/{route} ({pattern.name}) has no access decorator: wrap it in "
         "access.page, access.api or access.public"
     )
@@ -87,7 +87,7 @@ def test_it_keeps_users_without_a_role_out(client, roleless, route, pattern, lev
 def test_it_refuses_viewers_every_operator_route(viewer_client, route, pattern, level):
     path = _sample_path(route, pattern)
     response = viewer_client.post(path)
-    if level == "operator":
+    if level in ("operator", "admin"):
         assert response.status_code == 403, f"POST {path}"
     else:
         assert response.status_code != 403 or level == "public", f"POST {path}"
@@ -186,3 +186,45 @@ def test_it_lets_every_role_in_but_refuses_another_origin(ws_roles, path):
         assert _ws_connects(path, SAME_ORIGIN, cookie), f"{user.username} on {path}"
         assert not _ws_connects(path, b"http://evil.example", cookie), f"{path} cross-origin"
         assert not _ws_connects(path, b"null", cookie), f"{path} origin null"
+
+
+# --- administration: the admin group or a superuser, nobody else ---------------------
+
+
+def _admin_user(db):
+    import uuid
+
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username="adam-admin", password="pw-" + uuid.uuid4().hex)
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
+    return user
+
+
+ADMIN_ROUTES = [r for r in ROUTES if r.values[2] == "admin"]
+
+
+def test_it_has_administration_routes():
+    assert len(ADMIN_ROUTES) >= 10
+
+
+@pytest.mark.parametrize(("route", "pattern", "level"), ADMIN_ROUTES)
+def test_it_refuses_administration_to_viewers_and_operators(
+    client, viewer, operator, route, pattern, level
+):
+    path = _sample_path(route, pattern)
+    for user in (viewer, operator):
+        client.force_login(user)
+        for method in ("get", "post"):
+            response = getattr(client, method)(path)
+            assert response.status_code == 403, f"{user.username} {method.upper()} {path}"
+
+
+@pytest.mark.parametrize(("route", "pattern", "level"), ADMIN_ROUTES)
+def test_it_lets_admins_administer(client, db, superuser, route, pattern, level):
+    path = _sample_path(route, pattern)
+    for user in (_admin_user(db), superuser):
+        client.force_login(user)
+        response = client.get(path)
+        assert response.status_code not in (401, 403), f"{user.username} GET {path}"
+        assert response.status_code < 500, f"{user.username} GET {path}"

@@ -1,15 +1,19 @@
 """`python manage.py demo`: the seed workloads (docs/architecture.md) as live traffic until stopped.
 
 Runs in its own vhost (`warren-demo` unless --vhost), created through the
-management API when missing. Tracing is the tap's business; --trace switches
-it on for the vhost anyway, for a broker watched without a tap.
+management API when missing, and adds that vhost to the vhosts Warren traces
+(`manage.py trace`, the same stored choice as the Vhosts page), so a running
+tap starts reading it within seconds. --trace also switches the firehose on
+at once, for a broker watched without a tap.
 """
 
 import signal
 import threading
 import time
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from rabbit.brokers import default_amqp_url, default_broker
 from rabbit.management_http import BrokerError, BrokerNotFound
@@ -114,6 +118,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"Tracing is on for vhost {vhost!r}.")
         except BrokerError as error:
             raise CommandError(f"the broker's management API: {error.message}") from error
+        # By name: the tracer's command stores the choice (workloads import no tracer).
+        try:
+            call_command("trace", vhost, stdout=self.stdout)
+        except (DatabaseError, CommandError) as error:
+            # The workloads run anyway: only Warren's choice of vhosts could not be stored.
+            self.stderr.write(
+                f"Could not store {vhost!r} among the vhosts Warren traces ({error}); "
+                "switch it on from the Vhosts page."
+            )
 
     def _stop_on_signals(self, stop):
         """SIGINT and SIGTERM stop the workloads cleanly; returns how to undo that."""
