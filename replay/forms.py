@@ -10,7 +10,7 @@ from django.conf import settings
 
 from console.brokers import all_brokers
 from replay import edits, selection
-from replay.spec import MAX_RATE, MAX_REPLY_TIMEOUT_S, MAX_SPEED, ReplaySpec
+from replay.spec import MAX_RATE, MAX_REPLY_TIMEOUT_S, MAX_SPEED, VOLATILE_FIELDS, ReplaySpec
 
 KEEP_DROP = [("keep", "Keep the original"), ("drop", "Drop it")]
 
@@ -114,7 +114,9 @@ class ReplayForm(forms.Form):
     speed = forms.FloatField(required=False, min_value=0.001, max_value=MAX_SPEED, initial=1.0)
     await_reply = forms.BooleanField(required=False)
     reply_timeout_s = forms.FloatField(required=False, min_value=0.1, max_value=MAX_REPLY_TIMEOUT_S)
-    ignore_fields = forms.CharField(required=False, max_length=1000)
+    ignore_fields = forms.CharField(
+        required=False, max_length=1000, initial=", ".join(VOLATILE_FIELDS)
+    )
     dry_run = forms.BooleanField(required=False)
     confirm_count = forms.IntegerField(required=False)
 

@@ -6,6 +6,8 @@ originals (see replay.outgoing).
 """
 
 import base64
+from collections.abc import Iterable
+from datetime import timedelta
 
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -191,6 +193,54 @@ def job_api(job):
     return answer
 
 
+# A replayed message carries the original's id (REPLAY_HEADER); the tap stores
+# its copy with replay_of set. The copy of an item is the one captured closest to
+# when it was sent, from just before that until this long after its confirm.
+COPY_CLOCK_SLACK = timedelta(seconds=2)
+COPY_WITHIN = timedelta(seconds=60)
+
+
+def captured_copies(items: Iterable[ReplayItem]) -> dict[int, int]:
+    """item id -> id of the captured copy of what the item sent (when the tap saw it)."""
+    # (item id, original message id, sent at, the last moment a copy may be captured)
+    sent = [
+        (
+            item.id,
+            item.message_id,
+            item.sent_at,
+            (item.confirmed_at or item.sent_at) + COPY_WITHIN,
+        )
+        for item in items
+        if item.message_id and item.sent_at and item.published
+    ]
+    if not sent:
+        return {}
+    candidates: dict[int, list] = {}
+    for copy_id, original_id, captured_at in (
+        Message.objects.filter(
+            replay_of__in={original for _, original, _, _ in sent},
+            event="publish",
+            captured_at__gte=min(at for _, _, at, _ in sent) - COPY_CLOCK_SLACK,
+            captured_at__lte=max(until for _, _, _, until in sent),
+        )
+        .order_by("captured_at", "id")
+        .values_list("id", "replay_of", "captured_at")
+    ):
+        if original_id is not None:
+            candidates.setdefault(original_id, []).append((captured_at, copy_id))
+    copies: dict[int, int] = {}
+    for item_id, original, sent_at, until in sent:
+        taken = set(copies.values())
+        near = [
+            (abs((captured_at - sent_at).total_seconds()), copy_id)
+            for captured_at, copy_id in candidates.get(original, [])
+            if sent_at - COPY_CLOCK_SLACK <= captured_at <= until and copy_id not in taken
+        ]
+        if near:  # the capture closest to the moment it was sent
+            copies[item_id] = min(near)[1]
+    return copies
+
+
 def item_rows(job, page):
     """A page of the job's items for the table, and the pager figures."""
     count = job.total
@@ -198,6 +248,7 @@ def item_rows(job, page):
     page = min(max(1, page), pages)
     items = list(job.items.order_by("position")[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
     bodies = _planned_bodies(job, items) if job.dry_run else {}
+    copies = {} if job.dry_run else captured_copies(items)
     rows = []
     for item in items:
         rows.append(
@@ -205,6 +256,8 @@ def item_rows(job, page):
                 "item": item,
                 "kind": status_kind(item.state),
                 "message_href": message_href(item.message_id),
+                "copy_id": copies.get(item.id),
+                "copy_href": message_href(copies.get(item.id)),
                 "properties": shown_properties(item.properties),
                 "body": bodies.get(item.id),
             }

@@ -1,23 +1,33 @@
 """RPC replay results: did the answer change, how, and how fast then vs now.
 
 Bodies are compared in a normal form — JSON pretty-printed with sorted keys,
-fields the operator named as volatile (a server name, a timing) left out —
+fields named as volatile (replay.spec.VOLATILE_FIELDS by default, `*` patterns
+allowed) left out —
 so that key order or spacing is no change. What a page shows is masked first
 (tracer.masking); whether a reply changed is decided on the real bodies.
 """
 
 import difflib
+import fnmatch
 import json
 import math
 
 from tracer.masking import mask_body
 
 
+def _ignored(key, ignore):
+    """Whether a field is left out: its name (any case) is listed, or matches a `*` pattern."""
+    name = str(key).lower()
+    return name in ignore or any(
+        fnmatch.fnmatchcase(name, pattern) for pattern in ignore if "*" in pattern
+    )
+
+
 def _without(value, ignore):
     if isinstance(value, dict):
         # Left out entirely: a volatile field one side lacks is no change either.
         return {
-            key: _without(item, ignore) for key, item in value.items() if key.lower() not in ignore
+            key: _without(item, ignore) for key, item in value.items() if not _ignored(key, ignore)
         }
     if isinstance(value, list):
         return [_without(item, ignore) for item in value]

@@ -8,7 +8,8 @@ The JSON of `POST /api/replays` (docs/architecture.md, JSON API):
     optional: broker, vhost, exchange, routing_key (null = as the original),
       body_base64, headers (merged; a null value removes a header), headers_replace,
       keep_message_id, keep_timestamp (default true), allow_truncated,
-      rate_per_s, keep_timing, speed, await_reply, reply_timeout_s, ignore_fields,
+      rate_per_s, keep_timing, speed, await_reply, reply_timeout_s,
+      ignore_fields (default VOLATILE_FIELDS; [] compares every field),
       dry_run, confirm (needed above WARREN_REPLAY_CONFIRM_ABOVE messages)
 """
 
@@ -24,6 +25,24 @@ MAX_RATE = 100_000.0
 MAX_SPEED = 1000.0
 MAX_REPLY_TIMEOUT_S = 300.0
 MAX_TEXT = 255
+
+
+# Reply fields left out of an RPC replay's comparison unless the operator says
+# otherwise: what differs on every call whatever the service computes (the
+# reply queue, times, message and correlation ids). `*` matches any characters:
+# `*_at` is answered_at, created_at; `*_ms` a measured duration.
+VOLATILE_FIELDS = [
+    "reply_to",
+    "timestamp",
+    "*_at",
+    "*_ms",
+    "message_id",
+    "correlation_id",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "traceparent",
+]
 
 
 class SpecError(ValueError):
@@ -51,7 +70,7 @@ class ReplaySpec:
     speed: float = 1.0
     await_reply: bool = False
     reply_timeout_s: float = field(default_factory=lambda: min(settings.WARREN_RPC_TIMEOUT, 30.0))
-    ignore_fields: list = field(default_factory=list)
+    ignore_fields: list = field(default_factory=lambda: list(VOLATILE_FIELDS))
     dry_run: bool = False
     confirm: bool = False
 
@@ -174,7 +193,7 @@ def from_api(data):
     spec.reply_timeout_s = _number(
         data, "reply_timeout_s", 0, MAX_REPLY_TIMEOUT_S, spec.reply_timeout_s
     )
-    ignore = data.get("ignore_fields", [])
+    ignore = data.get("ignore_fields", VOLATILE_FIELDS)  # [] compares every field
     if not isinstance(ignore, list) or not all(isinstance(name, str) for name in ignore):
         raise SpecError("'ignore_fields' must be a list of JSON field names.")
     spec.ignore_fields = ignore[:50]

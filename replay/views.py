@@ -114,8 +114,11 @@ def replay_item(request, job_id, position):
     if item is None:
         raise Http404("No such item in this replay.")
     context = _job_context(request, job)
+    copy_id = None if job.dry_run else present.captured_copies([item]).get(item.id)
     context.update(
         item=item,
+        copy_id=copy_id,
+        copy_href=present.message_href(copy_id),
         item_kind=present.status_kind(item.state),
         sent_properties=present.shown_properties(item.properties),
         **present.diff_context(job, item),

@@ -1,6 +1,9 @@
 """Fixtures shared by every test: users of each role and scratch vhosts on the real broker."""
 
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -9,7 +12,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from hypothesis import settings as hypothesis_settings
 
+from rabbit.administration import Administration
 from rabbit.brokers import default_broker
+from rabbit.management_http import BrokerNotFound, ManagementHTTP
 from tests.sick_management import sick_broker  # noqa: F401 - a fixture for every test
 
 if TYPE_CHECKING:
@@ -41,6 +46,16 @@ def hypothesis_profile() -> str:
 
 hypothesis_settings.load_profile(hypothesis_profile())
 
+# Capture's spool files of this run's taps (and their subprocesses) in a folder
+# of their own, gone at the end: a spool never outlives the test database it
+# was indexed into.
+_SPOOL_DIR = tempfile.mkdtemp(prefix="warren-test-spool-")
+os.environ["WARREN_SPOOL_DIR"] = _SPOOL_DIR
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_SPOOL_DIR, ignore_errors=True)
+
 
 # Tests that restart a broker, start their own cluster, or assert on timing run
 # alone after the parallel run (`make test` runs `-m serial` without workers):
@@ -52,6 +67,7 @@ SERIAL = (
     "tests/tracer/test_tap.py::test_it_measures_what_the_client_measures",
     "tests/live/test_browser_live.py",
     "tests/faults/test_broker_restart",
+    "tests/tracer/test_wire_accuracy.py",
 )
 
 
@@ -153,6 +169,25 @@ def scratch_vhost(mgmt):
     mgmt.create_vhost(name, description="Warren test scratch vhost")
     yield name
     mgmt.delete_vhost(name)
+
+
+@pytest.fixture
+def broker_admin(mgmt: ManagementHTTP) -> Administration:
+    """The administration door (users, vhosts, limits, policies) of the environment's broker."""
+    return Administration(mgmt)
+
+
+@pytest.fixture
+def new_names(broker_admin: Administration) -> Iterator[dict[str, list[str]]]:
+    """Names a test creates through the pages: users and vhosts, removed afterwards."""
+    made: dict[str, list[str]] = {"users": [], "vhosts": []}
+    yield made
+    for name in made["users"]:
+        with contextlib.suppress(BrokerNotFound):
+            broker_admin.delete_user(name)
+    for name in made["vhosts"]:
+        with contextlib.suppress(BrokerNotFound):
+            broker_admin.delete_vhost(name)
 
 
 # --- headless Chromium ---------------------------------------------------------

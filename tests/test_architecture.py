@@ -2,6 +2,7 @@
 
     benchmarks ─▶ workloads, replay ─▶ tracer ─▶ console ─▶ rabbit
                                  (web, tap ─▶ live ─▶ store ─▶ tracer's base)
+                                 (web ─▶ export ─▶ store)
 
 `rabbit/` (the doors to RabbitMQ) imports no app; `console/` imports no other
 app except in the few modules that wire the project together, and those take
@@ -43,9 +44,10 @@ WIRING = {
 TRACER_BASE = {"tracer", "tracer.models", "tracer.times", "tracer.masking", "tracer.apps"}
 TRACER_LAYERS = {
     "store": {"store"},
+    "export": {"store", "export"},
     "live": {"store", "live"},
     "tap": {"store", "live", "tap"},
-    "web": {"store", "live", "web"},
+    "web": {"store", "live", "export", "web"},
 }
 
 

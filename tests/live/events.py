@@ -53,6 +53,7 @@ def rpc_call(
     answer=b'{"fibonacci": 832040}',
     headers=None,
     answered=True,
+    properties=None,
 ):
     """The events of one call (request, its delivery, reply, reply delivery)."""
     corr = uuid.uuid4().hex if corr is None else corr
@@ -62,6 +63,7 @@ def rpc_call(
     props = {"correlation_id": corr, "reply_to": reply_to}
     if headers:
         props["headers"] = headers
+    props.update(properties or {})
     reply_props = {"correlation_id": corr}
     client, server = "demo client", "demo server"
     events = [

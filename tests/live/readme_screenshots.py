@@ -1,6 +1,7 @@
 """Screenshots for the README: Live flows, Flow timeline, Sequence view and Latency
-under the seed workloads. Not part of the suite (its name is not test_*): `make
-screenshots` runs it to refresh docs/screenshots/ (it takes about a minute)."""
+under the seed workloads, then dark mode (Topology, Latency) and a phone (Flow, the
+menu). Not part of the suite (its name is not test_*): `make screenshots` runs it
+to refresh docs/screenshots/ (it takes about two minutes)."""
 
 import secrets
 import shutil
@@ -58,6 +59,45 @@ def demo_vhost(mgmt):
     mgmt.delete_vhost(name)
 
 
+def _dark_and_phone(browser, base, viewer, vhost, flow):
+    """Dark mode on a desktop (the topology with its RPC routes, Latency) and a phone
+    (the Flow timeline, the open menu), light and dark."""
+    quoted = quote(vhost, safe="")
+    dark = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
+    dark.add_cookies([session_cookie(viewer, base)])
+    page = dark.new_page()
+    page.goto(f"{base}/topology/?vhost={quoted}")
+    page.wait_for_selector("#graph[data-ready=true]")
+    page.check("#graph-default-routes")
+    time.sleep(0.5)
+    _shoot(page, "dark-topology")
+    page.goto(f"{base}/latency/?vhost={quoted}&window=5m")
+    page.wait_for_selector("#chart-series canvas")
+    page.locator(".latency-grid").scroll_into_view_if_needed()
+    page.evaluate("window.scrollBy(0, -80)")  # the grid's top under the sticky bar
+    time.sleep(0.5)
+    _shoot(page, "dark-latency")
+    dark.close()
+
+    for scheme in ("light", "dark"):
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            color_scheme=scheme,
+        )
+        phone.add_cookies([session_cookie(viewer, base)])
+        page = phone.new_page()
+        page.goto(f"{base}/flows/{flow.id}/")
+        page.wait_for_selector("svg.timeline")
+        _shoot(page, f"phone-flow-{scheme}")
+        if scheme == "dark":
+            page.click("[data-menu-toggle]")
+            _shoot(page, "phone-menu-dark")
+        phone.close()
+
+
 def test_it_takes_the_readme_screenshots_under_demo_traffic(browser, demo_vhost, viewer):
     scratch_vhost = demo_vhost
     server, base = start_server()
@@ -103,6 +143,7 @@ def test_it_takes_the_readme_screenshots_under_demo_traffic(browser, demo_vhost,
         page.goto(f"{base}/flows/{flow.id}/")
         page.wait_for_selector("svg.timeline")
         _shoot(page, "flow")
+        _dark_and_phone(browser, base, viewer, scratch_vhost, flow)
 
         first_hop = (
             Message.objects.filter(

@@ -187,3 +187,16 @@ def test_it_says_when_there_is_no_such_conversation(viewer_client):
     page = viewer_client.get(reverse("conversation"), {"flow": 987654321})
     assert page.status_code == 404
     assert "There is no flow 987654321" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_it_never_writes_a_live_figure_more_precise_than_the_tap(viewer_client):
+    vhost = unique_name("live")
+    corr, call = rpc_call(vhost, latency_ms=0.1)  # the request waits 0.02 ms for its server
+    _store(call)
+
+    text = viewer_client.get(reverse("live_flows"), {"vhost": vhost}).content.decode()
+
+    row = re.search(rf'<tr id="flow-\d+".*?{corr}.*?</tr>', text, re.S).group(0)
+    assert "&lt; 0.05 ms" in row  # the queue wait, below what the tap can tell apart
+    assert "0.02 ms" not in row and "0.00 ms" not in row

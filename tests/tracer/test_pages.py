@@ -93,7 +93,9 @@ def test_it_shows_a_message_masked_with_its_body_as_text_json_and_hex(viewer_cli
     _, events = stored
     html = viewer_client.get(f"/messages/{events[0].id}/").content.decode()
     assert "hunter2" not in html and "********" in html
-    assert 'data-panel="json"' in html and "&quot;n&quot;: 30" in html
+    # JSON first, as a collapsible tree
+    assert 'data-tab="json" aria-selected="true"' in html
+    assert '<span class="json-key">&quot;n&quot;</span>: <span class="json-num">30</span>' in html
     assert "7b 22 70 61" in html  # the hex view of '{"pa'
     headers = viewer_client.get(f"/messages/{events[-1].id}/").content.decode()
     assert "sesame" not in headers and "t0k" not in headers

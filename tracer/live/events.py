@@ -51,6 +51,8 @@ class FlowEvent(TypedDict):
     queue_wait_ms: float | None
     service_ms: float | None
     end_to_end_ms: float | None
+    resolution_ms: float | None  # the tap's, once stored (tracer/store/resolution.py)
+    measured_behind: bool
     replies: int
     redeliveries: int
     stamp_us: int | None
@@ -132,6 +134,8 @@ def flow_event(flow: FlowSource, broker: str, names: frozenset[str] | None = Non
         "queue_wait_ms": field_of(flow, "queue_wait_ms"),
         "service_ms": field_of(flow, "service_ms"),
         "end_to_end_ms": field_of(flow, "end_to_end_ms"),
+        "resolution_ms": field_of(flow, "resolution_ms"),
+        "measured_behind": bool(field_of(flow, "measured_behind")),
         "replies": field_of(flow, "replies") or 0,
         "redeliveries": field_of(flow, "redeliveries") or 0,
         # When the tap saw the flow's latest event: where a page's delay counts from.

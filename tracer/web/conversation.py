@@ -19,7 +19,7 @@ from django.db.models import Q
 from rabbit.management_http import BrokerError
 from tracer.masking import mask_properties, masked_names
 from tracer.models import Flow, Message
-from tracer.store import pairing
+from tracer.store import flow_keys
 from tracer.times import from_us, to_us
 
 HORIZON_S = 3600  # how far from its start a conversation is looked for
@@ -258,7 +258,7 @@ def _roles(messages):
     """What each connection does in the conversation: client, server, filter, ..."""
     published, consumed, requested, served = set(), set(), set(), set()
     for message in messages:
-        if message.event == pairing.PUBLISH:
+        if message.event == flow_keys.PUBLISH:
             published.add(message.connection)
             if message.reply_to:
                 requested.add(message.connection)
@@ -347,7 +347,7 @@ def layout(messages, flows=(), labels=None):
     arrows = []
     for message in messages:
         at = to_us(message.captured_at)
-        if message.event == pairing.PUBLISH:
+        if message.event == flow_keys.PUBLISH:
             source = lane("connection", message.connection)
             exchange = lane("exchange", _exchange_name(message.exchange))
             kind = "publish"
@@ -368,7 +368,7 @@ def layout(messages, flows=(), labels=None):
                 )
             )
             routed = message.routed_queues or []
-            if pairing.is_direct_reply_to(message.routing_key) and not routed:
+            if flow_keys.is_direct_reply_to(message.routing_key) and not routed:
                 target = requesters.get(message.routing_key)
                 if target is not None:
                     arrows.append(
@@ -376,7 +376,7 @@ def layout(messages, flows=(), labels=None):
                     )
             for queue in routed:
                 arrows.append(Arrow("route", exchange, lane("queue", queue), at, "", message.id))
-            if not routed and not pairing.is_direct_reply_to(message.routing_key):
+            if not routed and not flow_keys.is_direct_reply_to(message.routing_key):
                 arrows.append(Arrow("unroutable", exchange, exchange, at, "unroutable", message.id))
         else:
             source = lane("queue", message.queue)

@@ -123,10 +123,7 @@ def timeline(flow, now=None):
         for name, label in STEPS
         if times[name] is not None
     ]
-    for index, mark in enumerate(marks):
-        # Alternate label rows so that close marks do not write over each other.
-        mark["label_y"] = 100 + (index % 2) * 34
-        mark["anchor"] = "start" if mark["x"] < 120 else "end" if mark["x"] > 880 else "middle"
+    rows = place_labels(marks)
     waiting = None
     if times["replied_at"] is None:
         waiting = {"x": marks[-1]["x"], "width": max(TIMELINE_WIDTH - marks[-1]["x"], 0)}
@@ -136,4 +133,39 @@ def timeline(flow, now=None):
         "waiting": waiting,
         "span_ms": round(span / 1000, 3),
         "width": TIMELINE_WIDTH,
+        # the viewBox's height (it starts at y=30): down to the last row's time text
+        "height": LABEL_TOP + (rows - 1) * LABEL_ROW + 21 - 30,
     }
+
+
+# Timeline labels: 14-unit text (the time below in 12), rows 34 units apart.
+LABEL_TOP = 100
+LABEL_ROW = 34
+LABEL_CHAR = 8.2  # a generous average width of one character at 14 units
+LABEL_GAP = 12
+
+
+def label_extent(mark: dict) -> tuple[float, float]:
+    """Left and right of a mark's label (name above, +time below) in viewBox units."""
+    width = max(len(mark["label"]), len(f"+{mark['offset_ms']} ms")) * LABEL_CHAR
+    if mark["anchor"] == "start":
+        return mark["x"], mark["x"] + width
+    if mark["anchor"] == "end":
+        return mark["x"] - width, mark["x"]
+    return mark["x"] - width / 2, mark["x"] + width / 2
+
+
+def place_labels(marks: list[dict]) -> int:
+    """Gives each mark an anchor and a label row (label_y) so that no two labels
+    overlap, even when events share a time; returns the number of rows used."""
+    row_ends: list[float] = []  # per row, the right edge of its last label
+    for mark in sorted(marks, key=lambda m: m["x"]):
+        mark["anchor"] = "start" if mark["x"] < 120 else "end" if mark["x"] > 880 else "middle"
+        left, right = label_extent(mark)
+        row = next((i for i, end in enumerate(row_ends) if left >= end + LABEL_GAP), None)
+        if row is None:
+            row = len(row_ends)
+            row_ends.append(right)
+        row_ends[row] = right
+        mark["label_y"] = LABEL_TOP + row * LABEL_ROW
+    return max(len(row_ends), 1)

@@ -20,7 +20,7 @@ from rabbit.brokers import default_broker
 from tracer.live import rows
 from tracer.live.events import flow_event
 from tracer.live.subscriptions import DEFAULT_SLOW_MS, FLOWS, Filter, FilterError
-from tracer.times import iso
+from tracer.times import from_us, iso
 from tracer.web import conversation, latency
 
 FIRST_ROWS = 50
@@ -122,14 +122,20 @@ def _latency_context(request):
         entry.chart_url = "?" + _query(window=window.key, vhost=vhost, service=entry.service)
     slowest_p95 = max((entry.p95_ms or 0 for entry in table), default=0)
     calls = sum(entry.calls for entry in table)
+    active_s = latency.active_seconds(window, vhost or None) if table else 0
     totals = {
         "calls": calls,
-        "per_s": calls / window.seconds if window.seconds else 0,
+        # over the time any service was active: quiet minutes say nothing of a rate
+        "per_s": calls / active_s if active_s else 0,
+        "active_s": active_s,
         "timeouts": sum(entry.timeouts for entry in table),
+        "late": sum(entry.late for entry in table),
     }
     timeouts = latency.recent_timeouts(window, vhost or None, service or None)
     return {
         "window": window,
+        "window_from": from_us(window.since_us),
+        "window_to": from_us(window.until_us),
         "windows": latency.window_choices(),
         "vhost": vhost,
         "service": service,

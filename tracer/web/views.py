@@ -17,6 +17,7 @@ from tracer.masking import mask_properties, masked_names
 from tracer.models import Flow, Message
 from tracer.store import status
 from tracer.web import display, queries, serialize
+from tracer.web.json_tree import json_tree
 
 MAX_ID = 2**63 - 1
 PAGE_LIMIT = 50
@@ -37,6 +38,15 @@ def _page_params(request):
     return params
 
 
+def _export_query(request, allowed):
+    """The page's filters as an export's query (no paging: an export takes them all)."""
+    params = request.GET.copy()
+    for name in list(params):
+        if name not in allowed or name in ("limit", "cursor") or not params.get(name):
+            del params[name]
+    return params.urlencode()
+
+
 def _tap_line():
     report = status.tap_status()
     return {"tap": report, "gaps": report.get("gaps", [])[:5]}
@@ -45,7 +55,13 @@ def _tap_line():
 @access.page(access.VIEWER)
 @require_GET
 def messages(request):
-    context = {"form": request.GET, "rows": [], "next_url": None, **_tap_line()}
+    context = {
+        "form": request.GET,
+        "rows": [],
+        "next_url": None,
+        "export_query": _export_query(request, queries.MESSAGE_PARAMS),
+        **_tap_line(),
+    }
     try:
         filters = queries.message_filters(_page_params(request), strict=False)
     except queries.BadQuery as error:
@@ -86,6 +102,7 @@ def message(request, message_id):
         "body_json": (
             display.pretty_json(views["body_json"]) if views["body_json"] is not None else None
         ),
+        "body_tree": json_tree(views["body_json"]) if views["body_json"] is not None else None,
         "body_hex": display.hexdump(body),
         "hex_cut": len(body) > display.HEX_LIMIT,
         "stored_size": len(bytes(found.body or b"")),
@@ -121,6 +138,7 @@ def flows(request):
         "rows": [],
         "next_url": None,
         "statuses": ("pending", "complete", "timeout", "orphan"),
+        "export_query": _export_query(request, queries.FLOW_PARAMS),
         **_tap_line(),
     }
     try:
