@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/warren
 
-.PHONY: run test demo services venv lock migrate lint pytest-sqlite pytest-postgres parallel-sqlite parallel-postgres serial-sqlite serial-postgres screenshots bench clean
+.PHONY: run test demo services venv node lock migrate lint pytest-sqlite pytest-postgres parallel-sqlite parallel-postgres serial-sqlite serial-postgres screenshots bench clean
 
 # Installs exactly the versions in requirements.lock (a new release of a
 # dependency cannot change a run); `make lock` refreshes the lock.
@@ -19,6 +19,14 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# The tests' third-party clients from the npm registry (amqplib, axe-core),
+# exactly as package-lock.json pins them.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node: node_modules/.installed
 
 services:
 	@bash scripts/ensure-services.sh
@@ -81,12 +89,13 @@ pytest-postgres: parallel-postgres
 
 test:
 	@bash scripts/ensure-services.sh --test
-	@$(MAKE) --no-print-directory venv lint
+	@$(MAKE) --no-print-directory venv node lint
 	@$(MAKE) --no-print-directory -j2 --output-sync=target parallel-sqlite parallel-postgres
 	@$(MAKE) --no-print-directory serial-sqlite serial-postgres
 
 screenshots: services venv
 	$(PYTEST) tests/live/readme_screenshots.py
+	WARREN_README_SCREENSHOTS=1 $(PYTEST) tests/browser/test_first_run.py
 
 bench: services venv
 	$(PY) manage.py bench all

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what Warren needs on this machine is installed and running:
-# RabbitMQ with its management plugin, Redis, and (with --test) Chromium.
+# RabbitMQ with its management plugin, Redis, and (with --test) Chromium, Node.js and
+# Prometheus.
 # As root it installs missing Debian packages with apt; otherwise it says what
 # to install and stops. Running it again changes nothing that is already fine.
 set -euo pipefail
@@ -71,6 +72,16 @@ fi
 # --- Chromium for the browser tests -------------------------------------------
 if [[ "$want_browser" == yes ]] && [[ ! -x /usr/bin/chromium ]]; then
   apt_install chromium fonts-dejavu-core
+fi
+
+# --- Prometheus for the /metrics test (started by the test itself, on loopback) ---
+if [[ "$want_browser" == yes ]] && ! command -v prometheus >/dev/null; then
+  apt_install prometheus
+fi
+
+# --- Node.js for the tests' third-party clients (amqplib, axe-core) -------------
+if [[ "$want_browser" == yes ]] && ! command -v npm >/dev/null; then
+  apt_install nodejs npm
 fi
 
 say "services ready: RabbitMQ (management on :15672), Redis$([[ $want_browser == yes ]] && echo ', Chromium')"

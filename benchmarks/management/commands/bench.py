@@ -15,8 +15,10 @@ BENCHMARKS = {
     "capture": "benchmarks.capture",
     "overhead": "benchmarks.overhead",
     "accuracy": "benchmarks.accuracy",
+    "wire": "benchmarks.accuracy_wire",
     "queries": "benchmarks.queries",
     "memory": "benchmarks.memory",
+    "export": "benchmarks.export",
 }
 
 
