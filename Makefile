@@ -67,8 +67,8 @@ parallel-sqlite: venv
 
 parallel-postgres: venv
 	@if $(POSTGRES_UP); then \
-	  echo "[warren] parallel tests on PostgreSQL"; \
-	  $(ON_POSTGRES) $(PYTEST) -n $(PYTEST_WORKERS) -m "not serial"; \
+	  echo "[warren] parallel tests on PostgreSQL (those about the database: not one_database)"; \
+	  $(ON_POSTGRES) $(PYTEST) -n $(PYTEST_WORKERS) -m "not serial and not one_database"; \
 	else $(NO_POSTGRES); fi
 
 serial-sqlite: venv

@@ -71,10 +71,14 @@ SERIAL = (
 )
 
 
-# Serial tests whose subject is not the database (a broker cluster's nodes, the
-# pages during a broker restart, Redis away, a slow management API, a supervisor
-# stopping the tap) run in the SQLite run only: on PostgreSQL they would take
-# two more minutes to check nothing that differs (`make test`, serial-postgres).
+# Tests whose subject is not the database run in the SQLite run only: on
+# PostgreSQL they would take minutes to check nothing that differs (`make test`).
+# They are the serial tests of a broker cluster's nodes, the pages during a
+# broker restart, Redis away, a slow management API, a supervisor stopping the
+# tap; and every test in a browser (BROWSER_FIXTURE): what it checks is what
+# Chromium draws, while the data behind each page is checked on both databases
+# by the page's and the API's own tests.
+BROWSER_FIXTURE = "browser"
 ONE_DATABASE = (
     "tests/cluster/",
     "tests/faults/test_broker_restart_pages.py",
@@ -89,7 +93,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.startswith(SERIAL):
             item.add_marker(pytest.mark.serial)
-        if item.nodeid.startswith(ONE_DATABASE):
+        if item.nodeid.startswith(ONE_DATABASE) or BROWSER_FIXTURE in item.fixturenames:
             item.add_marker(pytest.mark.one_database)
 
 
