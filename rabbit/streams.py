@@ -44,23 +44,11 @@ class StreamRead:
 
 
 def _properties(props: pika.BasicProperties) -> dict[str, Any]:
-    fields = (
-        "content_type",
-        "content_encoding",
-        "headers",
-        "delivery_mode",
-        "priority",
-        "correlation_id",
-        "reply_to",
-        "expiration",
-        "message_id",
-        "timestamp",
-        "type",
-        "user_id",
-        "app_id",
-        "cluster_id",
-    )
-    return {name: getattr(props, name) for name in fields if getattr(props, name) is not None}
+    return {
+        name: getattr(props, name)
+        for name in amqp.BASIC_PROPERTY_NAMES
+        if getattr(props, name) is not None
+    }
 
 
 def read(
