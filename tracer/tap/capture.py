@@ -39,6 +39,7 @@ from typing import Any, Final, Literal, TypeAlias, TypedDict
 from rabbit.delivery import Delivery
 from rabbit.field_tables import AMQPRawError
 from rabbit.raw import TraceConsumer
+from tracer.tap.priority import raise_priority
 from tracer.tap.spool import Spool, SpooledFrame, SpoolFull
 from tracer.times import now_us
 
@@ -67,7 +68,6 @@ COMMIT_EVERY_S: Final = 0.025
 HOLD_BYTES: Final = 64 * 1024**2
 RETRY_FULL_S = 0.1
 IDLE_WAIT_S = 0.05
-PRIORITY_BOOST = 5
 # How late a stamp may be is an upper bound (the time since the socket was
 # last found empty); below this it is recorded as 0: the wire test measures
 # the actual error at a few microseconds there (tests/tracer/test_wire_accuracy.py).
@@ -165,31 +165,6 @@ def fingerprint(routing_key: bytes, header: bytes, body: bytes) -> bytes:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.digest()
-
-
-def raise_priority() -> str:
-    """Run the reading thread ahead of everything else where allowed.
-
-    A packet left unread in the socket while the reader waits for a core is
-    merged by the kernel with the next one, and takes its later stamp: what
-    the reader's wake-up latency costs is stamp accuracy (the wire test and
-    `bench wire` measure it). Real-time round robin at the lowest real-time
-    priority (root, or CAP_SYS_NICE) wakes it at once; the kernel still keeps
-    5 % of every second for other tasks (sched_rt_runtime_us), and the thread
-    spends its time waiting on the socket. Else nice -5 where allowed, else as
-    it is (the indexer runs niced below it anyway: WARREN_INDEX_NICENESS).
-    This thread only: the committer, waiting on the disk, stays ordinary.
-    """
-    try:
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
-        return "real-time"
-    except (OSError, AttributeError):
-        pass
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -PRIORITY_BOOST)
-        return "nice -5"
-    except OSError:
-        return "ordinary"
 
 
 class Capture:
