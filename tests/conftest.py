@@ -75,9 +75,10 @@ SERIAL = (
 # PostgreSQL they would take minutes to check nothing that differs (`make test`).
 # They are the serial tests of a broker cluster's nodes, the pages during a
 # broker restart, Redis away, a slow management API, a supervisor stopping the
-# tap; and every test in a browser (BROWSER_FIXTURE): what it checks is what
-# Chromium draws, while the data behind each page is checked on both databases
-# by the page's and the API's own tests.
+# tap, the tap's stamps against the wire and the client's socket; and every
+# test in a browser (BROWSER_FIXTURE): what it checks is what Chromium draws,
+# while the data behind each page is checked on both databases by the page's
+# and the API's own tests.
 BROWSER_FIXTURE = "browser"
 ONE_DATABASE = (
     "tests/cluster/",
@@ -86,6 +87,9 @@ ONE_DATABASE = (
     "tests/console/test_broker_faults.py::test_it_keeps_every_page_up_with_a_banner[slow",
     "tests/tracer/test_tap_stop.py::test_ctrl_c_under_the_supervisor",
     "tests/tracer/test_tap_stop.py::test_its_stop_grace",
+    # Stamps against the wire and the client's socket: the tap's clock, not its store.
+    "tests/tracer/test_wire_accuracy.py",
+    "tests/tracer/test_tap.py::test_it_measures_what_the_client_measures",
 )
 
 

@@ -6,8 +6,10 @@ falls (/api/tap/status: `index_lag_s`, `spool_bytes`, why it cannot store).
 Afterwards every call is stored, once, with its four events, no event was
 dropped and the status is back to nothing behind.
 
-The suite's one long test (a minute's outage is what the goal names): serial,
-so that the rest of the run does not wait behind it.
+The suite's one long test (a minute's outage is what the goal names). It runs
+among the parallel tests: it asserts no time but the generous bounds below, and
+waits most of its minute, which a worker of the parallel run spends on other
+tests' broker round trips rather than the serial run spending it alone.
 """
 
 import threading
@@ -22,7 +24,7 @@ from tests.tracer.rpc import sequential_calls
 from tests.tracer.tapping import TapProcess
 from tracer.models import Flow, Message, TapGap
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 OUTAGE_S = 60.0
 CALLS_PER_ROUND = 10
