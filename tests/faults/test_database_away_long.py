@@ -6,10 +6,11 @@ falls (/api/tap/status: `index_lag_s`, `spool_bytes`, why it cannot store).
 Afterwards every call is stored, once, with its four events, no event was
 dropped and the status is back to nothing behind.
 
-The suite's one long test (a minute's outage is what the goal names). It runs
-among the parallel tests: it asserts no time but the generous bounds below, and
-waits most of its minute, which a worker of the parallel run spends on other
-tests' broker round trips rather than the serial run spending it alone.
+The suite's one long test (a minute's outage is what the goal names): serial.
+The one run that had it among the parallel tests (its minute of RPC load run by
+the SQLite and the PostgreSQL runs at once) saw two console tests time out
+waiting on the management API's queue figures, on both databases at the same
+moment; the link was not proven, and serial is the arrangement known to pass.
 """
 
 import threading
@@ -24,7 +25,7 @@ from tests.tracer.rpc import sequential_calls
 from tests.tracer.tapping import TapProcess
 from tracer.models import Flow, Message, TapGap
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.django_db(transaction=True)]
 
 OUTAGE_S = 60.0
 CALLS_PER_ROUND = 10
