@@ -47,7 +47,7 @@ def _traffic(mgmt, vhost, queue, seconds=11.0):
 def busy_queue(mgmt, scratch_vhost):
     mgmt.declare_queue(scratch_vhost, "orders")
     sent = _traffic(mgmt, scratch_vhost, "orders")
-    wait_for_messages(mgmt, scratch_vhost, "orders", sent, timeout=20)
+    wait_for_messages(mgmt, scratch_vhost, "orders", sent)
     return scratch_vhost
 
 
@@ -114,7 +114,7 @@ def test_it_browses_a_stream_from_its_page(page_as, superuser, live_server, mgmt
         mgmt.publish(
             scratch_vhost, "", "events", f'{{"n": {n}}}', {"content_type": "application/json"}
         )
-    wait_for_messages(mgmt, scratch_vhost, "events", 12, timeout=20)
+    wait_for_messages(mgmt, scratch_vhost, "events", 12)
     page = page_as(superuser)
     page.goto(live_server.url + reverse("queue", args=[scratch_vhost, "events"]))
     page.select_option("select[name=from]", "offset")

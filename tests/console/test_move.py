@@ -66,7 +66,8 @@ def test_it_reroutes_dead_letters_by_their_original_exchange_and_key(
     wait_for_messages(mgmt, topology, "audit.log", 2)
     _dead_letter(topology, "orders.new", 2)
     wait_for_messages(mgmt, topology, "orders.dead", 2)
-    _move(operator_client, topology, "orders.dead", mode="x-death-route")
+    response = _move(operator_client, topology, "orders.dead", mode="x-death-route")
+    assert "Moved 2 of 2 messages" in response.content.decode()
     # Routed again through exchange "orders" with key "order.created": both queues get them.
     wait_for_messages(mgmt, topology, "orders.new", 2)
     wait_for_messages(mgmt, topology, "audit.log", 4)

@@ -107,7 +107,7 @@ def test_it_draws_the_history_once_the_broker_has_samples(viewer_client, mgmt, t
             and len(raw["messages_ready_details"]["samples"]) >= 2
         ),
         what="two samples of the queue length, the newest with both messages",
-        **(STATS_WAIT | {"timeout": 15}),
+        **STATS_WAIT,
     )
     page = _page(viewer_client, topology, "orders.new", path_suffix="?range=1h")
     assert "Over time, last hour" in page

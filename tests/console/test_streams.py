@@ -24,7 +24,7 @@ def stream_vhost(mgmt, scratch_vhost):
         body="event-",
         properties={"headers": {"source": "test"}, "content_type": "text/plain"},
     )
-    wait_for_messages(mgmt, scratch_vhost, STREAM, 30, timeout=20)
+    wait_for_messages(mgmt, scratch_vhost, STREAM, 30)
     return scratch_vhost
 
 
