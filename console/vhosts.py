@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 
 from console.brokers import current_broker
-from rabbit.management_http import BrokerError
+from rabbit.management_http import BrokerError, BrokerNotFound
 
 SESSION_PREFIX = "warren_vhost:"
 NAMES_CACHE_SECONDS = 10
@@ -100,9 +100,30 @@ def summarise(vhost):
 
 
 def _count(client, kind, vhost):
+    """How many queues or exchanges the vhost holds; None when it is gone."""
     list_call = client.queues_page if kind == "queues" else client.exchanges_page
-    # statistics left out: only the total is wanted, and they cost the broker most
-    return list_call(vhost, page=1, page_size=1, columns=["name"], disable_stats=True).total_count
+    try:
+        # statistics left out: only the total is wanted, and they cost the broker most
+        return list_call(
+            vhost, page=1, page_size=1, columns=["name"], disable_stats=True
+        ).total_count
+    except BrokerNotFound:
+        return None
+
+
+def count_objects_in(client, summaries):
+    """Each summary with its queues and exchanges counted. A vhost deleted since the
+    list was read is left out: its counts answer 404, and a vhost another operator
+    (or another program) removed must not turn the whole page into an error."""
+    jobs = [(s, kind) for s in summaries for kind in ("queues", "exchanges")]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        counts = list(pool.map(lambda job: _count(client, job[1], job[0].name), jobs))
+    gone = set()
+    for (summary, kind), count in zip(jobs, counts, strict=True):
+        if count is None:
+            gone.add(summary.name)
+        setattr(summary, kind, count)
+    return [s for s in summaries if s.name not in gone]
 
 
 def vhost_summaries(client, count_objects=True):
@@ -114,11 +135,7 @@ def vhost_summaries(client, count_objects=True):
     summaries = sorted((summarise(v) for v in client.vhosts() or []), key=lambda s: s.name)
     counted = count_objects and len(summaries) <= MAX_COUNTED_VHOSTS
     if counted and summaries:
-        jobs = [(s, kind) for s in summaries for kind in ("queues", "exchanges")]
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            counts = list(pool.map(lambda job: _count(client, job[1], job[0].name), jobs))
-        for (summary, kind), count in zip(jobs, counts, strict=True):
-            setattr(summary, kind, count)
+        summaries = count_objects_in(client, summaries)
     return summaries, counted
 
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import screenshot
 from tests.console.helpers import wait_for_messages
@@ -101,7 +102,19 @@ def test_it_switches_tracing_from_the_vhosts_page(page_as, operator, live_server
     page.goto(live_server.url + reverse("vhosts"))
     page.on("dialog", lambda dialog: dialog.accept())
     cell = page.locator(f'[data-vhost-tracing="{scratch_vhost}"]')
-    cell.get_by_role("button", name=f"Trace vhost {scratch_vhost}").click()
+    button = cell.get_by_role("button", name=f"Trace vhost {scratch_vhost}")
+    try:
+        # The table lists every vhost from the management API and redraws itself every
+        # 5 s; with the parallel runs' scratch vhosts coming and going it once had no
+        # button after 10 s: a few redraws more, then what the page said.
+        button.wait_for(timeout=30_000)
+    except PlaywrightTimeout:
+        screenshot(page, "vhosts-tracing-no-button")
+        text = page.locator("main").inner_text()
+        raise AssertionError(
+            f"no Trace button for {scratch_vhost}; the page:\n{text[:4000]}"
+        ) from None
+    button.click()
     page.wait_for_selector(f"text=Warren traces vhost “{scratch_vhost}”")
     assert scratch_vhost in traced.wanted_vhosts([])
     assert "Warren traces" in page.locator(f'[data-vhost-tracing="{scratch_vhost}"]').inner_text()

@@ -81,3 +81,18 @@ def test_it_falls_back_to_every_vhost_when_the_chosen_one_is_gone(
         assert "In every vhost" in page, name
         # The choice is forgotten: the next page load is quiet.
         assert "does not exist" not in viewer_client.get(reverse(name)).content.decode()
+
+
+def test_it_leaves_out_a_vhost_deleted_while_the_list_is_counted(mgmt, scratch_vhost):
+    from console import vhosts
+
+    doomed = scratch_vhost + "-doomed"
+    mgmt.create_vhost(doomed)
+    listed = [vhosts.summarise(v) for v in mgmt.vhosts()]
+    assert doomed in [s.name for s in listed]
+    mgmt.delete_vhost(doomed)  # between the list and its counts, as another operator might
+    counted = vhosts.count_objects_in(mgmt, listed)
+    names = [s.name for s in counted]
+    assert doomed not in names and scratch_vhost in names
+    mine = next(s for s in counted if s.name == scratch_vhost)
+    assert (mine.queues, mine.exchanges) == (0, 7)  # the broker's own seven exchanges
