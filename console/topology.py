@@ -213,10 +213,16 @@ def sizes(client, vhost):
 
 def first_vhost_with_queues(client, names, limit=20):
     """The vhost a graph opens on when none is chosen: `/` or the first (by name) holding
-    a queue of the user's, not only Warren's plumbing; `/` (or the first) when none does."""
+    a queue of the user's, not only Warren's plumbing; `/` (or the first) when none does.
+    A vhost deleted since `names` was read (404) is passed over, not an error."""
     ordered = sorted(names, key=lambda name: (name != "/", name))
     for name in ordered[:limit]:
-        page = client.queues_page(name, page=1, page_size=3, columns=["name"], disable_stats=True)
+        try:
+            page = client.queues_page(
+                name, page=1, page_size=3, columns=["name"], disable_stats=True
+            )
+        except BrokerNotFound:
+            continue
         if any(not plumbing.is_warren_queue(q.get("name", "")) for q in page.items):
             return name
     return ordered[0] if ordered else "/"

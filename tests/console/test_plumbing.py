@@ -132,6 +132,16 @@ def test_it_leaves_the_plumbing_out_of_the_graph_unless_asked(viewer_client, tra
     assert {TAP, DROPPED, DROPS, "amq.rabbitmq.trace"} <= shown
 
 
+def test_it_passes_over_a_vhost_deleted_since_the_list_was_read(mgmt, traced_vhost):
+    from console import topology
+
+    gone = "warren-test-aaa-" + traced_vhost[-10:]  # tried first: it sorts first
+    mgmt.create_vhost(gone)
+    names = [gone, traced_vhost]  # read while both were there
+    mgmt.delete_vhost(gone)  # as another operator, or another program, might
+    assert topology.first_vhost_with_queues(mgmt, names) == traced_vhost
+
+
 def test_it_opens_the_graph_on_a_vhost_with_the_users_queues(viewer_client, mgmt, traced_vhost):
     from console import topology
 
