@@ -24,7 +24,6 @@ tshark/tcpdump are not on a plain machine; this needs a filter, a timestamp
 and the TCP payload, nothing more.
 """
 
-import ctypes
 import socket
 import struct
 import threading
@@ -33,13 +32,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rabbit.arrival import SO_TIMESTAMPNS, STAMP_SPACE, kernel_stamp_ns
+from rabbit.packet_stamps import (
+    ETH_P_ALL,
+    PACKET_HOST,
+    PACKET_STATISTICS,
+    SO_RCVBUFFORCE,
+    SOL_PACKET,
+    attach_filter,
+)
 
-ETH_P_ALL = 0x0003
-PACKET_HOST = 0
-SOL_PACKET = 263
-PACKET_STATISTICS = 6
-SO_ATTACH_FILTER = 26
-SO_RCVBUFFORCE = 33
 AMQP_PORT = 5672
 TRACE_EXCHANGE = b"amq.rabbitmq.trace"
 
@@ -59,19 +60,6 @@ _FILTER = (
     (0x06, 0, 0, 0x40000),  # accept
     (0x06, 0, 0, 0),  # reject
 )
-
-
-class _SockFilter(ctypes.Structure):
-    _fields_ = [
-        ("code", ctypes.c_uint16),
-        ("jt", ctypes.c_uint8),
-        ("jf", ctypes.c_uint8),
-        ("k", ctypes.c_uint32),
-    ]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +93,7 @@ class WireCapture:
         self._streams: dict[tuple[int, int, int, int], _Stream] = {}
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        program = (_SockFilter * len(_FILTER))(*[_SockFilter(*op) for op in _FILTER])
-        self._program = program  # kept alive while the kernel copies it
-        fprog = _SockFprog(len(_FILTER), program)
-        self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+        attach_filter(self._sock, _FILTER)
         self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 * 1024 * 1024)
         self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self._sock.bind((device, ETH_P_ALL))

@@ -31,6 +31,11 @@ class DeliveryParser:
         self.on_method = on_method  # any other method: (channel, payload)
         self.leftover = b""
         self.partial: PartialDelivery | None = None
+        # Where `leftover` starts in the connection's stream (the reader sets it
+        # when the consumer starts), and where each delivery of the last parse
+        # ended in it: rabbit/packet_stamps.py stamps by stream offset.
+        self.stream_offset = 0
+        self.delivery_ends: list[int] = []
 
     def message_ends(self, chunk: bytes) -> list[tuple[int, bool]]:
         """Offsets in `chunk` (what waits after what is left over) where a whole
@@ -80,6 +85,9 @@ class DeliveryParser:
         """The deliveries `chunk` completes (after what was left over)."""
         data = self.leftover + chunk if self.leftover else chunk
         out: list[Delivery] = []
+        base = self.stream_offset
+        ends: list[int] = []
+        self.delivery_ends = ends
         pos = 0
         size_all = len(data)
         unpack_frame = _FRAME.unpack_from
@@ -111,6 +119,7 @@ class DeliveryParser:
                             partial.header_error,
                         )
                     )
+                    ends.append(base + pos)
                     partial = None
             elif kind == FRAME_METHOD:
                 if data[start : start + 4] == b"\x00\x3c\x00\x3c":  # Basic.Deliver
@@ -148,8 +157,10 @@ class DeliveryParser:
                             partial.header_error,
                         )
                     )
+                    ends.append(base + pos)
                     partial = None
             # heartbeats need nothing: any frame shows the broker is there
         self.partial = partial
         self.leftover = data[pos:]
+        self.stream_offset = base + pos
         return out

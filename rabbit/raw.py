@@ -35,6 +35,7 @@ from rabbit.field_tables import (
     read_shortstr,
 )
 from rabbit.frames import FRAME_END, FRAME_HEARTBEAT, FRAME_METHOD, DeliveryParser
+from rabbit.packet_stamps import PacketStamps, PacketStampsRefused
 from rabbit.tls import DEFAULT_TLS_PORT, TlsError, TlsSession, client_context, uses_tls
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -68,10 +69,17 @@ class TraceConsumer:
         connect_timeout: float = 5.0,
         tls_context: ssl.SSLContext | None = None,
         decode_headers: bool = True,
+        packet_stamps: bool = False,
     ) -> None:
         # False: deliveries keep their encoded properties (`raw`) only, `headers`
         # None: capture makes them durable undecoded (benchmarks/capture.py).
         self.decode_headers = decode_headers
+        # Stamp deliveries from a packet socket (rabbit/packet_stamps.py) where
+        # allowed, so that read_gathered() can read in bulk; why not, if refused.
+        self.want_packet_stamps = packet_stamps
+        self.packet_stamps: PacketStamps | None = None
+        self.packet_stamps_refused = "" if packet_stamps else "not asked for"
+        self._received_bytes = 0  # of the stream, decrypted: offsets for packet stamps
         parts = urlsplit(url)
         self.use_tls = uses_tls(url)
         self._tls_context = tls_context
@@ -100,6 +108,10 @@ class TraceConsumer:
         # Deliveries read_each took one message a read, and in one read while far behind.
         self.read_alone = 0
         self.read_in_chunks = 0
+        # Deliveries read_gathered stamped from their packets, and from the read
+        # (their packet's copy not there).
+        self.stamped_by_packet = 0
+        self.stamped_by_read = 0
         self.received_us = 0
         self.kernel_stamps = False
         self._scratch = memoryview(bytearray(PEEK_SIZE))
@@ -172,6 +184,7 @@ class TraceConsumer:
                 raise AMQPRawError(f"cannot read from the broker: {error}") from error
             if not chunk:
                 raise AMQPRawError("the broker closed the connection")
+            self._received_bytes += len(chunk)
             self._leftover += self._plain(chunk)
 
     def _expect(self, class_id: int, method_id: int, timeout: float = 10.0) -> bytes:
@@ -201,9 +214,40 @@ class TraceConsumer:
 
     # --- opening ---
 
+    def _open_socket(self) -> socket.socket:
+        """A TCP connection to the broker; with a packet socket watching it when
+        asked for and allowed (it must see the connection's first packet)."""
+        if not self.want_packet_stamps or self.use_tls:
+            if self.use_tls:
+                self.packet_stamps_refused = "TLS records hide where messages end"
+            return socket.create_connection((self.host, self.port), self.connect_timeout)
+        error: OSError = OSError(f"no address for {self.host}")
+        for family, kind, protocol, _name, address in socket.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM
+        ):
+            sock = socket.socket(family, kind, protocol)
+            stamps = None
+            try:
+                sock.settimeout(self.connect_timeout)
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))  # noqa: S104 - an outgoing connection's own port
+                try:
+                    stamps = PacketStamps.open_for(sock, self.port)
+                except PacketStampsRefused as refused:
+                    self.packet_stamps_refused = str(refused)
+                sock.connect(address)
+            except OSError as failed:
+                if stamps is not None:
+                    stamps.close()
+                sock.close()
+                error = failed
+                continue
+            self.packet_stamps = stamps
+            return sock
+        raise error
+
     def connect(self) -> Self:
         try:
-            self._sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+            self._sock = self._open_socket()
         except OSError as error:
             raise AMQPRawError(f"cannot connect to {self.host}:{self.port}: {error}") from error
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -272,6 +316,8 @@ class TraceConsumer:
         )
         answer = self._expect(60, 21)
         self.consumer_tag = read_shortstr(answer, 0)[0]
+        # The parser starts where the handshake stopped: at what is left over.
+        self._parser.stream_offset = self._received_bytes - len(self._leftover)
 
     # --- the hot path ---
 
@@ -333,6 +379,7 @@ class TraceConsumer:
         if stamp_ns is None or stamp_ns > read_ns:
             stamp_ns = read_ns
         self.received_us = stamp_ns // 1000
+        self._received_bytes += len(chunk)
         self._last_received = time.monotonic()
         if self._tls is not None:
             chunk = self._plain(chunk)
@@ -414,6 +461,7 @@ class TraceConsumer:
                 stamps.append(stamp)
         if not taken:
             return []
+        self._received_bytes += taken
         self._last_received = time.monotonic()
         # Parsed once for all the reads above: the bytes are the same.
         deliveries = self._parser.parse(peeked[:taken])
@@ -427,6 +475,35 @@ class TraceConsumer:
                 last if at_once or index >= len(stamps) else stamps[index]
             )
         self.received_us = last[0]
+        return deliveries
+
+    def read_gathered(self, floor_ns: int = 0) -> list[Delivery]:
+        """Whatever the socket holds now, in one read, each delivery stamped with
+        the arrival of the packet that brought its own last byte (from the packet
+        socket: rabbit/packet_stamps.py), however long the bytes waited.
+
+        So the caller may let packets gather and read them in bulk: a wake-up
+        per packet is what read_each() needs, and costs. A delivery whose packet
+        the packet socket did not give (its buffer overflowed) takes the read's
+        stamp, and how late that may be (`stamp_error_us`, from `floor_ns` as in
+        read_each()). Without packet stamps: read_each().
+        """
+        stamps = self.packet_stamps
+        if stamps is None:
+            return self.read_each(floor_ns)
+        deliveries = self.read()
+        if not deliveries:
+            return deliveries
+        read_us = self.received_us
+        error_us = max(0, read_us - floor_ns // 1000) if floor_ns else 0
+        for delivery, end in zip(deliveries, self._parser.delivery_ends, strict=True):
+            stamp_ns = stamps.stamp_at(end)
+            if stamp_ns is None or stamp_ns // 1000 > read_us:
+                delivery.arrived_us, delivery.stamp_error_us = read_us, error_us
+                self.stamped_by_read += 1
+            else:
+                delivery.arrived_us = stamp_ns // 1000
+                self.stamped_by_packet += 1
         return deliveries
 
     def _other_method(self, channel: int, payload: bytes) -> None:
@@ -475,6 +552,9 @@ class TraceConsumer:
             self.consumer_tag = None
 
     def close(self) -> None:
+        if self.packet_stamps is not None:
+            self.packet_stamps.close()
+            self.packet_stamps = None
         sock, self._sock = self._sock, None
         if sock is None:
             return

@@ -1,14 +1,16 @@
 """How precise a flow's figures are: the tap's resolution, and whether capture was behind.
 
 Capture stamps each trace message with the kernel's arrival time of its own
-last bytes (rabbit/raw.py, TraceConsumer.read_each). Two events the broker sent
-in one segment get the same stamp: the time between them is below what the tap
-can tell, not zero. So every flow carries the tap's resolution (`resolution_ms`,
-at least RESOLUTION_MS), and a figure below it is shown as "< resolution", never
-as an exact 0.00. An event read while capture was far behind (the kernel may
-then have merged packets and their stamps) carries how late its stamp may be
-(`Message.stamp_error_us`); its flow is `measured_behind`, its resolution that
-error, and its figures are shown as approximate ("≈").
+last bytes (rabbit/packet_stamps.py, or TraceConsumer.read_each in
+rabbit/raw.py). Two events the broker sent in one segment get the same stamp:
+the time between them is below what the tap can tell, not zero. So every flow
+carries the tap's resolution (`resolution_ms`, at least RESOLUTION_MS), and a
+figure below it is shown as "< resolution", never as an exact 0.00. An event
+whose stamp may be late (read while capture was far behind, when the kernel
+may have merged packets and their stamps, or whose packet copy was dropped)
+carries how late it may be (`Message.stamp_error_us`); its flow is
+`measured_behind`, its resolution that error, and its figures are shown as
+approximate ("≈").
 """
 
 from collections import defaultdict

@@ -3,11 +3,14 @@ fast as the broker sends, stamping each message, making it durable, then acking.
 
 Nothing else happens in this loop: no header table is decoded, nothing is
 paired, no Django and no database but the spool (tracer/tap/spool.py). Each
-message is read on its own (TraceConsumer.read_each), so its stamp is the
-kernel's arrival time of its own last bytes. What was read is appended to the
-spool in one durable commit whenever the socket has nothing more to give (or a
-chunk is full), and only then acked (multiple). Indexing (tracer/tap/feed.py and
-the tap's writer) reads the spool at its own pace, at a lower priority.
+message's stamp is the kernel's arrival time of its own last bytes: from a
+packet socket watching the connection where allowed (root; then capture reads
+in bulk, every GATHER_S: TraceConsumer.read_gathered), else by reading each
+message on its own as it comes (TraceConsumer.read_each). What was read is
+appended to the spool in one durable commit at most every COMMIT_EVERY_S (or
+when a chunk is full), and only then acked (multiple). Indexing
+(tracer/tap/feed.py and the tap's writer) reads the spool at its own pace, at a
+lower priority.
 
 A capture that dies between its commit and its ack, or whose ack was still in
 the socket when the connection died, leaves frames the broker delivers again,
@@ -73,6 +76,11 @@ IDLE_WAIT_S = 0.05
 # the actual error at a few microseconds there (tests/tracer/test_wire_accuracy.py).
 COPIES_WAIT_S: Final = 10.0  # a dead connection's deliveries are requeued well within
 STAMP_SLACK_US = 500
+# With packet stamps, how long capture lets packets gather after a read before
+# it looks again: a wake-up per packet, under load, cost more CPU than all the
+# rest of capture (`bench overhead` prints capture's CPU a call); stamps do not
+# move (they come from the packets), the spool's commit waits COMMIT_EVERY_S anyway.
+GATHER_S: Final = 0.005
 
 
 class CaptureConfig(TypedDict):
@@ -93,7 +101,7 @@ ToCapture: TypeAlias = (
     tuple[Literal["config"], CaptureConfig] | tuple[Literal["cancel"]] | tuple[Literal["close"]]
 )
 FromCapture: TypeAlias = (
-    tuple[Literal["ready"], str]  # the spool's id
+    tuple[Literal["ready"], str, str]  # the spool's id, how messages are stamped
     | tuple[Literal["spooled"], int, int, int]  # last sequence number, frames, duplicates dropped
     | tuple[Literal["spool_full"], int, str]  # since (µs), why
     | tuple[Literal["spool_ok"], int, int]  # full since, until (µs)
@@ -140,10 +148,12 @@ def run(
         return
     capture: Capture | None = None
     try:
-        consumer = TraceConsumer(url, vhost=vhost, name=name, decode_headers=False).connect()
+        consumer = TraceConsumer(
+            url, vhost=vhost, name=name, decode_headers=False, packet_stamps=True
+        ).connect()
         capture = Capture(conn, consumer, spool, backlog, crash_after_commits)
         consumer.consume(queue, prefetch)
-        conn.send((READY, spool.spool_id))
+        conn.send((READY, spool.spool_id, stamping(consumer)))
         capture.loop()
     except (AMQPRawError, OSError) as error:
         unacked = capture.unacked if capture is not None else 0
@@ -156,6 +166,16 @@ def run(
             capture.close()
             capture.consumer.close()
         spool.close()
+
+
+def stamping(consumer: TraceConsumer) -> str:
+    """How capture stamps messages, in words, for the tap's log."""
+    if consumer.packet_stamps is not None:
+        return "from each message's own packet (a packet socket), reading in bulk"
+    return (
+        "by reading each message as it comes "
+        f"(no packet socket: {consumer.packet_stamps_refused})"
+    )
 
 
 def fingerprint(routing_key: bytes, header: bytes, body: bytes) -> bytes:
@@ -250,6 +270,7 @@ class Capture:
         sock = consumer.fileno()
         pipe = self.conn.fileno()
         cancelling = False
+        gather = consumer.packet_stamps is not None  # else each packet read as it comes
         self.take(consumer.take_buffered(), time.time_ns() // 1000)
         drained_ns = time.time_ns()  # when the socket was last found empty
         while True:
@@ -275,12 +296,14 @@ class Capture:
             if sock in readable:
                 # Read while the socket has more: each message with its own stamp.
                 while True:
-                    self.take(consumer.read_each(floor_ns), 0)
+                    self.take(consumer.read_gathered(floor_ns), 0)
                     if not select.select([sock], [], [], 0)[0]:
                         drained_ns = time.time_ns()
                         break
                     if self.pending_bytes > HOLD_BYTES:
                         break
+                if gather:
+                    time.sleep(GATHER_S)
             elif holding:
                 consumer.keep_alive()  # the broker's own heartbeats wait unread
             else:

@@ -258,6 +258,8 @@ class VhostReader(threading.Thread):
                 # deliver (541): the same news as a loss after the start.
                 raise ConnectionLost(*refused.answer[1:]) from None
             raise
+        if self._sessions == 1:
+            log.info("vhost %r: capture stamps %s", self.vhost, self._capture.ready[2])
         # Only now that capture consumes: switched on before, what was traced while
         # capture started would wait in the queue, unmarked, and be stamped all at
         # once when read (a vhost first traced under load showed 50 ms calls as 0 ms).

@@ -1,0 +1,131 @@
+"""Packet stamps (rabbit/packet_stamps.py): each packet's arrival, however late it is read.
+
+Over real loopback connections (the tests run as root, which a packet socket
+needs) and against the real broker.
+"""
+
+import itertools
+import select
+import socket
+import time
+
+import pytest
+
+from rabbit.arrival import SO_TIMESTAMPNS, STAMP_SPACE, kernel_stamp_ns
+from rabbit.brokers import default_broker
+from rabbit.packet_stamps import PacketStamps, stream_end
+from rabbit.raw import TraceConsumer
+from tests.tracer.tapping import client
+
+GAP_S = 0.005
+
+
+@pytest.fixture
+def stamped_pair():
+    """(server end, client end with packet stamps and its own kernel stamps, the stamps)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    ours = socket.socket()
+    ours.bind(("0.0.0.0", 0))  # noqa: S104 - its own port, for the filter
+    stamps = PacketStamps.open_for(ours, port)
+    ours.connect(("127.0.0.1", port))
+    ours.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    theirs, _ = listener.accept()
+    theirs.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.close()
+    yield theirs, ours, stamps
+    stamps.close()
+    theirs.close()
+    ours.close()
+
+
+def _send_apart(sock, parts):
+    for part in parts:
+        sock.sendall(part)
+        time.sleep(GAP_S)
+
+
+def test_it_gives_each_packet_the_stamp_its_socket_gives_when_read_at_once(stamped_pair):
+    theirs, ours, stamps = stamped_pair
+    socket_stamps = []
+    offset = 0
+    for index in range(20):
+        theirs.sendall(bytes([index]) * (100 + index))
+        assert select.select([ours], [], [], 5)[0], "nothing came"
+        data, ancillary, _flags, _address = ours.recvmsg(4096, STAMP_SPACE)
+        offset += len(data)
+        socket_stamps.append((offset, kernel_stamp_ns(ancillary)))
+    # The same packet: the packet socket's copy is stamped as the packet comes
+    # in, the TCP socket's a few hundred nanoseconds on, as TCP takes it.
+    differences_ns = [socket_ns - stamps.stamp_at(end) for end, socket_ns in socket_stamps]
+    assert stamps.missed == 0
+    assert all(0 <= difference < 20_000 for difference in differences_ns), differences_ns
+
+
+def test_it_keeps_each_packets_arrival_when_they_wait_unread(stamped_pair):
+    theirs, ours, stamps = stamped_pair
+    parts = [b"a" * 50, b"b" * 70, b"c" * 90, b"d" * 110, b"e" * 130]
+    _send_apart(theirs, parts)
+    time.sleep(0.05)
+    data = ours.recv(4096)  # all at once, merged in the socket
+    assert len(data) == sum(len(part) for part in parts)
+    ends = [sum(len(part) for part in parts[: index + 1]) for index in range(len(parts))]
+    arrived = [stamps.stamp_at(end) for end in ends[:3]]
+    inside_fourth = stamps.stamp_at(ends[2] + 10)  # a message ending inside a packet
+    arrived += [stamps.stamp_at(end) for end in ends[3:]]
+    assert inside_fourth == arrived[3]
+    gaps_ms = [(later - earlier) / 1e6 for earlier, later in itertools.pairwise(arrived)]
+    # Each its own time, GAP_S apart (a sleep lasts at least that long).
+    assert all(gap >= GAP_S * 1000 * 0.9 for gap in gaps_ms), gaps_ms
+    assert time.time_ns() - arrived[-1] >= 40_000_000  # not the time of the read
+    assert stamps.missed == 0
+
+
+def test_it_places_segments_across_the_sequence_numbers_wrapping():
+    first = 0xFFFFFF00
+    # The first 0x80 bytes, then a segment whose sequence number wrapped to 0x10.
+    assert stream_end(first, 0, first, 0x80) == 0x80
+    assert stream_end(first, 0x80, 0x80 + first - 0x100000000 + 0x100000000, 0x20) == 0xA0
+    assert stream_end(first, 0x100, 0x00000000, 0x40) == 0x140
+    # Four GiB and more into the stream.
+    high = (1 << 32) + 5000
+    seq = (first + high) & 0xFFFFFFFF
+    assert stream_end(first, high, seq, 1000) == high + 1000
+    # A retransmission of bytes already seen ends at or before the highest offset.
+    assert stream_end(first, 0x140, (first + 0x100) & 0xFFFFFFFF, 0x40) == 0x140
+
+
+def test_it_stamps_deliveries_read_in_bulk_with_their_own_arrival(scratch_vhost):
+    consumer = TraceConsumer(
+        default_broker().amqp_url(), vhost=scratch_vhost, packet_stamps=True
+    ).connect()
+    connection = client(scratch_vhost)
+    try:
+        assert consumer.packet_stamps is not None, consumer.packet_stamps_refused
+        channel = connection.channel()
+        channel.queue_declare("raw-gathered")
+        consumer.consume("raw-gathered", 100)
+        published = []
+        for index in range(8):
+            published.append(time.time_ns())
+            channel.basic_publish("", "raw-gathered", f"message {index}".encode())
+            time.sleep(GAP_S * 2)
+        assert select.select([consumer.fileno()], [], [], 10)[0], "nothing came"
+        time.sleep(0.2)  # all of them wait in the socket, merged
+        got = []
+        while len(got) < 8 and select.select([consumer.fileno()], [], [], 5)[0]:
+            got += consumer.read_gathered()
+        assert [delivery.body for delivery in got] == [f"message {i}".encode() for i in range(8)]
+        arrived_us = [delivery.arrived_us for delivery in got]
+        assert arrived_us == sorted(arrived_us)
+        assert len(set(arrived_us)) == 8, arrived_us  # not one stamp for the lot
+        for sent_ns, delivery in zip(published, got, strict=True):
+            after_ms = (delivery.arrived_us * 1000 - sent_ns) / 1e6
+            # After its publish, and well before the read 0.2 s later.
+            assert 0 < after_ms < 100, after_ms
+            assert delivery.stamp_error_us == 0
+    finally:
+        connection.close()
+        consumer.close()
