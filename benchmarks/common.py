@@ -334,6 +334,22 @@ def cpu_seconds(pid, children=True):
     return total
 
 
+def cpu_seconds_by_part(pid):
+    """CPU so far of a tap and its helpers, by part: {"capture", "feeder", "writer"}
+    (the tap's own process pairs and stores); Linux /proc, 10 ms a tick."""
+    parts = {"capture": 0.0, "feeder": 0.0, "writer": 0.0}
+    for one in [pid, *child_pids(pid)]:
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{one}/cmdline").read_bytes()
+            part = (
+                "capture" if b"tracer.tap.capture" in command
+                else "feeder" if b"tracer.tap.feed" in command
+                else "writer"
+            )  # fmt: skip
+            parts[part] += cpu_seconds(one, children=False)
+    return parts
+
+
 def child_pids(pid):
     children = []
     with contextlib.suppress(OSError):

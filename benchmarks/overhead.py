@@ -15,7 +15,7 @@ import contextlib
 from django.conf import settings
 
 from benchmarks import common
-from benchmarks.capacity import PluginWatch, prepare, queue_depth
+from benchmarks.capacity import PluginWatch, broker_pid, prepare, queue_depth
 from benchmarks.common import EVENTS_PER_CALL
 from benchmarks.keepup import TappedRun
 from benchmarks.load import RpcLoad
@@ -44,18 +44,29 @@ def _declare_floor_queue(config, vhost):
 
 
 def _tapped(out, options, seconds, niceness):
-    """The load with Warren's tap attached: (the load, events still in the tap queue)."""
+    """The load with Warren's tap attached: (the load, events still in the tap queue,
+    the tap's CPU seconds by part during the load)."""
     out("overhead: Warren's tap" + (f", nice {niceness}" if niceness else ""))
     with TappedRun(out, options.get("database_url"), niceness=niceness) as run_:
+        before = common.cpu_seconds_by_part(run_.tap.pid)
         load = _load(run_.config, run_.vhost, seconds)
-        return load, queue_depth(run_.config, run_.vhost, settings.WARREN_TAP_QUEUE)
+        after = common.cpu_seconds_by_part(run_.tap.pid)
+        used = {part: after[part] - before[part] for part in after}
+        return load, queue_depth(run_.config, run_.vhost, settings.WARREN_TAP_QUEUE), used
 
 
 def _load(config, vhost, seconds):
     # Not niced here: the clients, the broker and the tracer share the cores as equals.
     load = RpcLoad(config.amqp_url(), vhost, servers=2, clients=4, in_flight=10, niceness=0)
+    beam = broker_pid()
+    before = common.cpu_seconds(beam, children=False) if beam else 0.0
     load.run(seconds)
+    load.broker_cpu_s = (common.cpu_seconds(beam, children=False) - before) if beam else None
     return load
+
+
+def _per_call_us(cpu_s, load):
+    return f"{cpu_s / load.calls * 1e6:,.0f} µs" if load.calls and cpu_s is not None else "-"
 
 
 def run(options, out):
@@ -86,10 +97,17 @@ def run(options, out):
         with contextlib.suppress(BrokerError):
             client.delete_trace(vhost, vhost)
         client.set_tracing(vhost, False)
-    tapped, tap_behind = _tapped(out, options, seconds, niceness=0)
+    tapped, tap_behind, tap_cpu = _tapped(out, options, seconds, niceness=0)
     # Like the plugin (whose writer inside the broker falls behind rather than
     # take CPU from the traffic), a tap run as a background service: `nice`.
-    niced, niced_behind = _tapped(out, options, seconds, niceness=BACKGROUND_NICENESS)
+    niced, niced_behind, niced_cpu = _tapped(out, options, seconds, niceness=BACKGROUND_NICENESS)
+    cpu_rows = [
+        ("the broker", [(load, load.broker_cpu_s) for load in (off, firehose, plugin, tapped)]),
+        *(
+            (f"the tap's {part}", [(tapped, tap_cpu[part]), (niced, niced_cpu[part])])
+            for part in ("capture", "feeder", "writer")
+        ),
+    ]
     off, tapped, plugin, firehose, niced = (
         load.calls / load.elapsed_s for load in (off, tapped, plugin, firehose, niced)
     )
@@ -122,5 +140,18 @@ def run(options, out):
         f"{tap_behind:,} (at nice {BACKGROUND_NICENESS}: {niced_behind:,})",
         f"plugin {plugin_behind:,}",
     )
+    report.add(
+        "broker CPU a call: off / firehose alone / plugin / tap",
+        "",
+        " / ".join(_per_call_us(cpu, load) for load, cpu in cpu_rows[0][1]),
+    )
+    for name, ((load, cpu), (niced_load, niced_part)) in cpu_rows[1:]:
+        report.add(
+            f"CPU a call, {name}",
+            "",
+            _per_call_us(cpu, load),
+            f"at nice {BACKGROUND_NICENESS}: {_per_call_us(niced_part, niced_load)}",
+        )
     report.note("the tap's run uses a vhost of its own (same load, same broker)")
+    report.note(f"CPU: /proc (10 ms ticks) over each {seconds:.0f} s load, divided by its calls")
     return report
