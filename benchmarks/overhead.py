@@ -1,16 +1,27 @@
 """Overhead: what tracing costs the traffic it watches.
 
-The same RPC load (several clients, as fast as they go) runs five times:
-tracing off; tracing on into a queue that keeps only the newest 1,000 events,
-nothing reading it (the broker's own cost, the floor under any outside
-tracer); tracing by the broker's rabbitmq_tracing plugin (json, pattern `#`)
-and no tap; tracing on with Warren's tap attached (as a subprocess, storing
-into a scratch database, in a vhost of its own), once as it runs by default
-and once under `nice 10`, as a background service. Calls per second of each,
-the ratios to "off", and how far each tracer was behind when the load stopped.
+The same RPC load (several clients, as fast as they go) runs under five
+conditions, each in a vhost of its own set up once: tracing off; tracing on
+into a queue that keeps only the newest 1,000 events, nothing reading it (the
+broker's own cost, the floor under any outside tracer); tracing by the
+broker's rabbitmq_tracing plugin (json, pattern `#`) and no tap; tracing on
+with Warren's tap attached (a subprocess storing into a scratch database),
+once as it runs by default and once under `nice 10`, as a background service.
+
+The conditions take turns, a short slice each, round after round, the order
+turned by one every round: the machine's speed drifts by tens of percent over
+minutes (other guests on the host), and a ratio of two slices minutes apart
+measured the drift as much as the tracer. Each ratio is taken within a round
+and the median of the rounds reported. After each slice the tracer is let
+finish what it deferred (the plugin's file stops growing, the tap has stored
+everything), so that no condition pays for another's backlog. Calls per
+second of each, the ratios to "off", CPU a call of the broker and of the
+tap's parts, and how far each tracer was behind when its load stopped.
 """
 
 import contextlib
+import statistics
+import time
 
 from django.conf import settings
 
@@ -25,10 +36,18 @@ from rabbit.management_http import BrokerError
 GOAL_RATIO = 0.75
 FLOOR_QUEUE = "warren.bench.firehose-floor"
 BACKGROUND_NICENESS = 10
+SETTLE_LIMIT_S = 60.0
+CONDITIONS = ("off", "firehose", "plugin", "tap", "niced")
+TAP_PARTS = ("capture", "feeder", "writer")
 
 
 def add_arguments(parser):
-    parser.add_argument("--overhead-seconds", type=float, default=20.0, help="each of 3 runs")
+    parser.add_argument(
+        "--overhead-seconds", type=float, default=6.0, help="each slice of load (overhead)"
+    )
+    parser.add_argument(
+        "--overhead-rounds", type=int, default=4, help="rounds of the five slices (overhead)"
+    )
 
 
 def _declare_floor_queue(config, vhost):
@@ -43,115 +62,194 @@ def _declare_floor_queue(config, vhost):
         connection.close()
 
 
-def _tapped(out, options, seconds, niceness):
-    """The load with Warren's tap attached: (the load, events still in the tap queue,
-    the tap's CPU seconds by part during the load)."""
-    out("overhead: Warren's tap" + (f", nice {niceness}" if niceness else ""))
-    with TappedRun(out, options.get("database_url"), niceness=niceness) as run_:
-        before = common.cpu_seconds_by_part(run_.tap.pid)
-        load = _load(run_.config, run_.vhost, seconds)
-        after = common.cpu_seconds_by_part(run_.tap.pid)
-        used = {part: after[part] - before[part] for part in after}
-        return load, queue_depth(run_.config, run_.vhost, settings.WARREN_TAP_QUEUE), used
-
-
 def _load(config, vhost, seconds):
+    """One slice of load: (calls, seconds, broker CPU seconds)."""
     # Not niced here: the clients, the broker and the tracer share the cores as equals.
     load = RpcLoad(config.amqp_url(), vhost, servers=2, clients=4, in_flight=10, niceness=0)
     beam = broker_pid()
     before = common.cpu_seconds(beam, children=False) if beam else 0.0
     load.run(seconds)
-    load.broker_cpu_s = (common.cpu_seconds(beam, children=False) - before) if beam else None
-    return load
+    broker_s = (common.cpu_seconds(beam, children=False) - before) if beam else 0.0
+    return load.calls, load.elapsed_s, broker_s
 
 
-def _per_call_us(cpu_s, load):
-    return f"{cpu_s / load.calls * 1e6:,.0f} µs" if load.calls and cpu_s is not None else "-"
+def _steady(read, limit_s=SETTLE_LIMIT_S, quiet_s=1.0):
+    """Wait until `read()` stops changing for `quiet_s` (at most `limit_s`)."""
+    deadline = time.monotonic() + limit_s
+    previous, since = read(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        value = read()
+        if value != previous:
+            previous, since = value, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
 
 
-def run(options, out):
-    seconds = options.get("overhead_seconds") or 20.0
-    report = common.Report("overhead")
-    with common.scratch_vhost() as (vhost, client, config):
-        prepare(config, vhost)
-        client.delete_queue(vhost, settings.WARREN_TAP_QUEUE)  # nothing traced piles up
-        client.set_tracing(vhost, False)
-        out(f"overhead: tracing off, {seconds:.0f} s")
-        off = _load(config, vhost, seconds)
+class Condition:
+    """One condition's slices, summed, and what it was behind after each."""
+
+    def __init__(self, name):
+        self.name = name
+        self.rates = []  # calls/s of each slice, in round order
+        self.calls = 0
+        self.broker_s = 0.0
+        self.tap_s = dict.fromkeys(TAP_PARTS, 0.0)
+        self.behind = []
+
+    def add(self, calls, elapsed_s, broker_s):
+        self.rates.append(calls / elapsed_s if elapsed_s else 0.0)
+        self.calls += calls
+        self.broker_s += broker_s
+
+    def per_call_us(self, cpu_s):
+        return f"{cpu_s / self.calls * 1e6:,.0f} µs" if self.calls else "-"
+
+
+class Setups:
+    """The five vhosts, set up once; `slice(name)` runs one slice of load in one."""
+
+    def __init__(self, stack, options, out, seconds):
+        self.seconds = seconds
+        self.vhosts = {}
+        for name in ("off", "firehose", "plugin"):
+            vhost, client, config = stack.enter_context(
+                common.scratch_vhost(f"warren-bench-overhead-{name}")
+            )
+            self.client, self.config = client, config
+            prepare(config, vhost)
+            client.delete_queue(vhost, settings.WARREN_TAP_QUEUE)  # nothing traced piles up
+            client.set_tracing(vhost, False)
+            self.vhosts[name] = vhost
         # What the broker pays to trace before anybody reads a trace event: every
         # event made and routed into a queue that keeps only the newest few (a
         # queue left to grow would cost the broker more than one being read).
-        # The floor under any tracer that consumes the firehose from outside.
-        out("overhead: the firehose alone (into a queue that keeps the newest 1,000)")
-        _declare_floor_queue(config, vhost)
-        client.set_tracing(vhost, True)
-        firehose = _load(config, vhost, seconds)
-        client.set_tracing(vhost, False)
-        client.delete_queue(vhost, FLOOR_QUEUE)
-        out("overhead: rabbitmq_tracing plugin")
-        client.create_trace(vhost, vhost)
-        watch = PluginWatch(client, vhost)
-        plugin = _load(config, vhost, seconds)
-        plugin_written = watch.lines()
-        plugin_behind = max(0, EVENTS_PER_CALL * plugin.calls - plugin_written)
+        _declare_floor_queue(config, self.vhosts["firehose"])
+        client.set_tracing(self.vhosts["firehose"], True)
+        client.create_trace(self.vhosts["plugin"], self.vhosts["plugin"])
+        stack.callback(self._delete_trace)
+        self.plugin = PluginWatch(client, self.vhosts["plugin"])
+        self.taps = {}
+        for name, niceness in (("tap", 0), ("niced", BACKGROUND_NICENESS)):
+            how = f"at nice {niceness}" if niceness else "as it runs by default"
+            out(f"overhead: starting Warren's tap ({how})")
+            run_ = stack.enter_context(
+                TappedRun(out, options.get("database_url"), niceness=niceness)
+            )
+            self.taps[name] = run_
+            self.vhosts[name] = run_.vhost
+
+    def _delete_trace(self):
         with contextlib.suppress(BrokerError):
-            client.delete_trace(vhost, vhost)
-        client.set_tracing(vhost, False)
-    tapped, tap_behind, tap_cpu = _tapped(out, options, seconds, niceness=0)
-    # Like the plugin (whose writer inside the broker falls behind rather than
-    # take CPU from the traffic), a tap run as a background service: `nice`.
-    niced, niced_behind, niced_cpu = _tapped(out, options, seconds, niceness=BACKGROUND_NICENESS)
-    cpu_rows = [
-        ("the broker", [(load, load.broker_cpu_s) for load in (off, firehose, plugin, tapped)]),
-        *(
-            (f"the tap's {part}", [(tapped, tap_cpu[part]), (niced, niced_cpu[part])])
-            for part in ("capture", "feeder", "writer")
-        ),
-    ]
-    off, tapped, plugin, firehose, niced = (
-        load.calls / load.elapsed_s for load in (off, tapped, plugin, firehose, niced)
+            self.client.delete_trace(self.vhosts["plugin"], self.vhosts["plugin"])
+
+    def slice(self, condition):
+        name = condition.name
+        tap = self.taps.get(name)
+        before = common.cpu_seconds_by_part(tap.tap.pid) if tap else None
+        calls, elapsed_s, broker_s = _load(self.config, self.vhosts[name], self.seconds)
+        condition.add(calls, elapsed_s, broker_s)
+        if tap is not None:
+            depth = queue_depth(tap.config, tap.vhost, settings.WARREN_TAP_QUEUE)
+            after = common.cpu_seconds_by_part(tap.tap.pid)
+            for part in TAP_PARTS:
+                condition.tap_s[part] += after[part] - before[part]
+            condition.behind.append(depth)
+            _steady(lambda: (tap.counter.count(tap.vhost), queue_depth(
+                tap.config, tap.vhost, settings.WARREN_TAP_QUEUE)))  # fmt: skip
+        elif name == "plugin":
+            written = self.plugin.lines()
+            condition.behind.append(max(0, EVENTS_PER_CALL * condition.calls - written))
+            _steady(self.plugin.size)
+
+
+def run(options, out):
+    seconds = options.get("overhead_seconds") or 6.0
+    rounds = max(1, options.get("overhead_rounds") or 4)
+    report = common.Report("overhead")
+    conditions = {name: Condition(name) for name in CONDITIONS}
+    with contextlib.ExitStack() as stack:
+        setups = Setups(stack, options, out, seconds)
+        for round_ in range(rounds):
+            order = CONDITIONS[round_ % len(CONDITIONS) :] + CONDITIONS[: round_ % len(CONDITIONS)]
+            out(f"overhead: round {round_ + 1} of {rounds}: {', '.join(order)}")
+            for name in order:
+                setups.slice(conditions[name])
+    off = conditions["off"]
+
+    def ratios(name):
+        pairs = zip(conditions[name].rates, off.rates, strict=True)
+        return [rate / base for rate, base in pairs if base]
+
+    def median_ratio(name):
+        values = ratios(name)
+        return statistics.median(values) if values else 0.0
+
+    def spread(name):
+        values = ratios(name)
+        return f"rounds {min(values):.2f}–{max(values):.2f}" if values else ""
+
+    tap, niced, plugin = (median_ratio(name) for name in ("tap", "niced", "plugin"))
+    off_rate = statistics.median(off.rates)
+    report.add("calls/s, tracing off (median of rounds)", "", f"{off_rate:,.0f}")
+    report.add(
+        "calls/s, Warren's tap (median of rounds)",
+        "",
+        f"{statistics.median(conditions['tap'].rates):,.0f}",
+        f"plugin {statistics.median(conditions['plugin'].rates):,.0f}",
     )
-    ratio_tap, ratio_plugin = tapped / off, plugin / off
-    report.add("calls/s, tracing off", "", f"{off:,.0f}")
-    report.add("calls/s, Warren's tap", "", f"{tapped:,.0f}", f"plugin {plugin:,.0f}")
     report.add(
         "ratio to off, Warren's tap",
         f">= {GOAL_RATIO} and >= plugin",
-        f"{ratio_tap:.2f}",
-        f"plugin {ratio_plugin:.2f}",
-        ok=ratio_tap >= GOAL_RATIO and ratio_tap >= ratio_plugin,
+        f"{tap:.2f} ({spread('tap')})",
+        f"plugin {plugin:.2f} ({spread('plugin')})",
+        ok=tap >= GOAL_RATIO and tap >= plugin,
     )
     report.add(
         f"ratio to off, Warren's tap at nice {BACKGROUND_NICENESS}",
         f">= {GOAL_RATIO} and >= plugin",
-        f"{niced / off:.2f}",
-        f"plugin {ratio_plugin:.2f}",
-        ok=niced / off >= GOAL_RATIO and niced / off >= ratio_plugin,
+        f"{niced:.2f} ({spread('niced')})",
+        f"plugin {plugin:.2f}",
+        ok=niced >= GOAL_RATIO and niced >= plugin,
     )
     report.add(
         "ratio to off, the firehose alone (no reader)",
         "",
-        f"{firehose / off:.2f}",
-        f"{firehose:,.0f} calls/s",
+        f"{median_ratio('firehose'):.2f} ({spread('firehose')})",
     )
     report.add(
-        "events not yet stored / written when the load stopped",
+        "rounds where the tap's ratio >= the plugin's",
         "",
-        f"{tap_behind:,} (at nice {BACKGROUND_NICENESS}: {niced_behind:,})",
-        f"plugin {plugin_behind:,}",
+        f"{sum(t >= p for t, p in zip(ratios('tap'), ratios('plugin'), strict=True))} of {rounds}",
+        f"at nice {BACKGROUND_NICENESS}: "
+        f"{sum(t >= p for t, p in zip(ratios('niced'), ratios('plugin'), strict=True))}",
+    )
+    report.add(
+        "events not yet stored / written when a slice stopped, most",
+        "",
+        f"{max(conditions['tap'].behind):,} (at nice {BACKGROUND_NICENESS}: "
+        f"{max(conditions['niced'].behind):,})",
+        f"plugin {max(conditions['plugin'].behind):,}",
     )
     report.add(
         "broker CPU a call: off / firehose alone / plugin / tap",
         "",
-        " / ".join(_per_call_us(cpu, load) for load, cpu in cpu_rows[0][1]),
+        " / ".join(
+            conditions[name].per_call_us(conditions[name].broker_s)
+            for name in ("off", "firehose", "plugin", "tap")
+        ),
     )
-    for name, ((load, cpu), (niced_load, niced_part)) in cpu_rows[1:]:
+    for part in TAP_PARTS:
         report.add(
-            f"CPU a call, {name}",
+            f"CPU a call, the tap's {part}",
             "",
-            _per_call_us(cpu, load),
-            f"at nice {BACKGROUND_NICENESS}: {_per_call_us(niced_part, niced_load)}",
+            conditions["tap"].per_call_us(conditions["tap"].tap_s[part]),
+            f"at nice {BACKGROUND_NICENESS}: "
+            f"{conditions['niced'].per_call_us(conditions['niced'].tap_s[part])}",
         )
-    report.note("the tap's run uses a vhost of its own (same load, same broker)")
-    report.note(f"CPU: /proc (10 ms ticks) over each {seconds:.0f} s load, divided by its calls")
+    report.note(
+        f"{rounds} round(s) of {seconds:.0f} s slices, each condition in a vhost of its own "
+        "(same load, same broker); ratios within a round, medians of rounds"
+    )
+    report.note("CPU: /proc (10 ms ticks) over the slices, divided by their calls")
     return report
