@@ -11,12 +11,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from amqp.transport import TCPTransport
 
-# Between two calls: well past capture's commit interval (25 ms) and the indexing
+# Between two calls: well past capture's commit interval (100 ms) and the indexing
 # after it, so each call's round trip runs while the tap is idle, the light load
 # the comparison is about. At 20 ms apart the tap indexed one call during the
 # next, and the client's wake-ups waited for a core (medians of 1.8 ms on a slow
 # day, the broker's and the tap's stamps unmoved).
-APART_S = 0.06
+APART_S = 0.15
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def test_it_counts_no_call_twice_after_a_crash_before_the_ack(scratch_vhost, vie
     try:
         # Calls apart: capture commits a few times while they come, and dies
         # with the rest of them still to read.
-        ids = sequential_calls(scratch_vhost, CALLS // 3, pause_s=0.1)
+        ids = sequential_calls(scratch_vhost, CALLS // 3, pause_s=0.25)
         # The next capture is reading (its gap recorded) before the rest: some
         # calls are surely measured live, however slowly it came back.
         wait_until(
