@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 class CaptureRun:
     """Capture draining `queue` into `spool` on a thread; what it says, collected."""
 
-    def __init__(self, vhost, queue, spool, prefetch):
+    def __init__(self, vhost, queue, spool, prefetch, ack_together=0):
         ours, theirs = socket.socketpair()
         self.tap_end = Connection(ours.detach())
         self.capture_end = Connection(theirs.detach())
@@ -32,7 +32,9 @@ class CaptureRun:
             default_broker().amqp_url(), vhost=vhost, name="warren-test-capture"
         ).connect()
         self.consumer.consume(queue, prefetch)
-        self.capture = tap_capture.Capture(self.capture_end, self.consumer, spool, backlog=0)
+        self.capture = tap_capture.Capture(
+            self.capture_end, self.consumer, spool, backlog=0, ack_together=ack_together
+        )
         self.said = []
         self.failure = None
         self._loop = threading.Thread(target=self._run, daemon=True)
@@ -153,6 +155,41 @@ def test_it_commits_a_trickle_of_messages_a_few_times_a_second(scratch_vhost, tm
         assert 1 < commits <= most, f"{commits} commits for {count} messages in {elapsed:.2f} s"
         bodies = [frame.body for _, frame in spool.read(0, count + 1)]
         assert bodies == [b"%08d" % number for number in range(count)]
+    finally:
+        connection.close()
+        run.stop()
+        spool.close()
+
+
+@pytest.mark.parametrize(
+    ("together", "count"), [(True, 60), (False, 60), (True, tap_capture.CHUNK + 502)]
+)
+def test_it_acks_the_deliveries_left_unacked_after_a_541_together(
+    scratch_vhost, tmp_path, together, count
+):
+    """After a 541 capture asks for as many as were left unacked; acking some of
+    them would let the broker try the message that closed the connection while
+    the rest wait, to be put back ahead of it again (tracer/tap/reader.py)."""
+    spool = Spool(tmp_path / "together.spool", max_bytes=1024**3)
+    connection = client(scratch_vhost)
+    channel = connection.channel()
+    channel.queue_declare("together")
+    run = CaptureRun(
+        scratch_vhost, "together", spool, prefetch=count, ack_together=count if together else 0
+    ).start()
+    try:
+        assert count % 3 == 0
+        for group in range(3):  # in three groups, well apart: capture reads each on its own
+            for number in range(count // 3):
+                channel.basic_publish("", "together", b"%d.%d" % (group, number))
+            connection.sleep(tap_capture.COMMIT_EVERY_S * 3)
+        wait_until(lambda: run.spooled() == count, timeout=10, what="all of them spooled")
+        told = [message for message in run.said if message[0] == tap_capture.SPOOLED]
+        if together:
+            assert [(message[1], message[2]) for message in told] == [(count, count)]
+        else:
+            assert len(told) >= 2  # what the reader must not get after a 541
+        assert len(spool.read(0, count + 1)) == count
     finally:
         connection.close()
         run.stop()

@@ -76,6 +76,7 @@ IDLE_WAIT_S = 0.05
 # How late a stamp may be is an upper bound (the time since the socket was
 # last found empty); below this it is recorded as 0: the wire test measures
 # the actual error at a few microseconds there (tests/tracer/test_wire_accuracy.py).
+HOLD_TOGETHER_S: Final = 2.0  # fewer came than asked for: they were acked after all
 COPIES_WAIT_S: Final = 10.0  # a dead connection's deliveries are requeued well within
 STAMP_SLACK_US = 500
 # With packet stamps, how long capture lets packets gather after a read before
@@ -97,6 +98,9 @@ class CaptureConfig(TypedDict):
     spool_max: int
     backlog: int  # the first this many deliveries waited in the queue while nobody read it
     crash_after_commits: int  # fault injection for tests: exit after a commit, before its ack
+    # After a 541: the prefetch is the count left unacked; commit (and ack) them
+    # all at once, so the broker tries the message it choked on only then.
+    ack_together: bool
 
 
 ToCapture: TypeAlias = (
@@ -140,6 +144,7 @@ def run(
     spool_max: int,
     backlog: int,
     crash_after_commits: int,
+    ack_together: bool = False,
 ) -> None:
     """Capture's main loop (the target of its process)."""
     try:
@@ -153,7 +158,9 @@ def run(
         consumer = TraceConsumer(
             url, vhost=vhost, name=name, decode_headers=False, packet_stamps=True
         ).connect()
-        capture = Capture(conn, consumer, spool, backlog, crash_after_commits)
+        capture = Capture(
+            conn, consumer, spool, backlog, crash_after_commits, prefetch if ack_together else 0
+        )
         consumer.consume(queue, prefetch)
         conn.send((READY, spool.spool_id, stamping(consumer)))
         capture.loop()
@@ -201,8 +208,16 @@ class Capture:
         spool: Spool,
         backlog: int,
         crash_after_commits: int = 0,
+        ack_together: int = 0,
     ) -> None:
         self.conn = conn
+        # Hold commits until this many deliveries were read (or HOLD_TOGETHER_S
+        # passed): acking some of them would let the broker try the message
+        # after them, which closed the last connection, while the rest wait
+        # unacked, to be put back ahead of it once more.
+        self.ack_together = ack_together
+        self._hold_until = 0.0
+        self._held = (0, 0)  # frames and duplicates committed, not yet acked nor told
         self.consumer = consumer
         self.spool = spool
         self.backlog_left = backlog
@@ -392,6 +407,8 @@ class Capture:
                             self._wake.wait(self._retry_at - now)
                         elif len(self.pending) < CHUNK and now < self._next_commit_at:
                             self._wake.wait(self._next_commit_at - now)
+                        elif self._holding(now):
+                            self._wake.wait(min(RETRY_FULL_S, self._hold_until - now))
                         else:
                             break
                     self._next_commit_at = time.monotonic() + COMMIT_EVERY_S
@@ -425,6 +442,16 @@ class Capture:
 
     _retry_at = 0.0
     _next_commit_at = 0.0
+
+    def _holding(self, now: float, tag: int | None = None) -> bool:
+        """Whether to wait for the rest of the deliveries to ack together
+        (`tag`: whether an ack up to it must wait for the rest)."""
+        upto = self.pending_tag if tag is None else tag
+        if not self.ack_together or upto >= self.ack_together:
+            return False
+        if not self._hold_until:
+            self._hold_until = now + HOLD_TOGETHER_S
+        return now < self._hold_until
 
     def _take_proofs(self) -> None:
         """Move acked_seq up to the newest ack the broker has proven it took."""
@@ -468,6 +495,9 @@ class Capture:
         self.commits += 1
         if self.crash_after_commits and self.commits >= self.crash_after_commits:
             os._exit(71)  # durable, not acked: the fault the tests need
+        if self._holding(time.monotonic(), tag):  # a lot over CHUNK: durable, acked with the rest
+            self._held = (self._held[0] + len(frames), self._held[1] + duplicates)
+            return True
         if acked_upto is not None:
             self.recorded_seq = max(self.recorded_seq, acked_upto)
         self.consumer.ack(tag, confirm=True)
@@ -476,7 +506,9 @@ class Capture:
         if self.full_since is not None:
             self.send((SPOOL_OK, self.full_since, now_us()))
             self.full_since = None
-        self.send((SPOOLED, last, len(frames), duplicates))
+        held_frames, held_duplicates = self._held
+        self._held = (0, 0)
+        self.send((SPOOLED, last, held_frames + len(frames), held_duplicates + duplicates))
         return True
 
     def _full(self, reason: str) -> None:

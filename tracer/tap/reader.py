@@ -248,6 +248,7 @@ class VhostReader(threading.Thread):
             "backlog": backlog,
             # The fault the tests need, in the first capture only.
             "crash_after_commits": 0 if self._sessions else config.crash_capture_after,
+            "ack_together": bool(self._careful_prefetch),
         }
         self._sessions += 1
         try:
