@@ -59,6 +59,10 @@ CANCELLED: Final = "cancelled"
 LOST: Final = "lost"
 
 CHUNK = 2000  # most frames in one commit
+# After a 541, how long capture waits for all the deliveries it asked for to
+# ack them together (they wait in the queue: they come at once); fewer came
+# when some were acked after all.
+HOLD_TOGETHER_S: Final = 5.0
 # Fewest seconds between two commits, unless a chunk is full. A commit costs an
 # fsync, an ack and its proof (two methods the broker handles) and a wake-up of
 # the indexer, whose batches it sizes; one per read, at a few thousand events a
@@ -76,7 +80,6 @@ IDLE_WAIT_S = 0.05
 # How late a stamp may be is an upper bound (the time since the socket was
 # last found empty); below this it is recorded as 0: the wire test measures
 # the actual error at a few microseconds there (tests/tracer/test_wire_accuracy.py).
-HOLD_TOGETHER_S: Final = 2.0  # fewer came than asked for: they were acked after all
 COPIES_WAIT_S: Final = 10.0  # a dead connection's deliveries are requeued well within
 STAMP_SLACK_US = 500
 # With packet stamps, how long capture lets packets gather after a read before
