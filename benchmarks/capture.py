@@ -24,7 +24,8 @@ from pathlib import Path
 from benchmarks import common, synthetic
 from rabbit import amqp
 from rabbit.raw import TraceConsumer
-from tracer.tap.capture import CLOSE, SPOOLED, Capture
+from tracer.tap.capture import Capture
+from tracer.tap.capture_messages import CLOSE, SPOOLED
 from tracer.tap.spool import Spool
 
 GOAL_PER_S = 50_000

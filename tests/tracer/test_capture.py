@@ -16,6 +16,7 @@ from rabbit.raw import PEEK_SIZE, TraceConsumer
 from tests.polling import wait_until
 from tests.tracer.tapping import client
 from tracer.tap import capture as tap_capture
+from tracer.tap import capture_messages
 from tracer.tap.spool import Spool, SpooledFrame
 
 pytestmark = pytest.mark.slow
@@ -60,11 +61,11 @@ class CaptureRun:
                 self.said.append(self.tap_end.recv())
 
     def spooled(self):
-        return sum(message[2] for message in self.said if message[0] == tap_capture.SPOOLED)
+        return sum(message[2] for message in self.said if message[0] == capture_messages.SPOOLED)
 
     def stop(self):
         with contextlib.suppress(OSError):
-            self.tap_end.send((tap_capture.CLOSE,))
+            self.tap_end.send((capture_messages.CLOSE,))
         self._loop.join(10)
         self.capture.close()
         self.consumer.close()
@@ -95,7 +96,7 @@ def test_it_reads_no_more_while_a_full_spool_holds_what_it_read(
     run = CaptureRun(scratch_vhost, "big", spool, prefetch=200).start()
     try:
         wait_until(
-            lambda: any(message[0] == tap_capture.SPOOL_FULL for message in run.said),
+            lambda: any(message[0] == capture_messages.SPOOL_FULL for message in run.said),
             timeout=10,
             what="capture to find the spool full",
         )
@@ -111,7 +112,7 @@ def test_it_reads_no_more_while_a_full_spool_holds_what_it_read(
 
         spool.max_bytes = 1024**3  # room again (as when the indexer has caught up)
         wait_until(lambda: run.spooled() == 120, timeout=20, what="every message spooled")
-        assert any(message[0] == tap_capture.SPOOL_OK for message in run.said)
+        assert any(message[0] == capture_messages.SPOOL_OK for message in run.said)
     finally:
         run.stop()
         spool.close()
@@ -124,7 +125,7 @@ def test_it_commits_a_long_backlog_in_chunks(scratch_vhost, tmp_path):
     run = CaptureRun(scratch_vhost, "backlog", spool, prefetch=count).start()
     try:
         wait_until(lambda: run.spooled() == count, timeout=30, what="the backlog spooled")
-        commits = [message[2] for message in run.said if message[0] == tap_capture.SPOOLED]
+        commits = [message[2] for message in run.said if message[0] == capture_messages.SPOOLED]
         assert max(commits) <= tap_capture.CHUNK
         assert spool.held()[1] == count
         bodies = [frame.body[:8] for _, frame in spool.read(0, count + 1)]
@@ -150,7 +151,7 @@ def test_it_commits_a_trickle_of_messages_a_few_times_a_second(scratch_vhost, tm
             connection.sleep(apart_s)
         elapsed = time.monotonic() - started
         wait_until(lambda: run.spooled() == count, timeout=10, what="the trickle spooled")
-        commits = sum(1 for message in run.said if message[0] == tap_capture.SPOOLED)
+        commits = sum(1 for message in run.said if message[0] == capture_messages.SPOOLED)
         most = elapsed / tap_capture.COMMIT_EVERY_S + 2
         assert 1 < commits <= most, f"{commits} commits for {count} messages in {elapsed:.2f} s"
         bodies = [frame.body for _, frame in spool.read(0, count + 1)]
@@ -200,7 +201,7 @@ def test_it_acks_the_deliveries_left_unacked_after_a_541_together(
                 publish(group)
                 connection.sleep(tap_capture.COMMIT_EVERY_S * 2.5)
         wait_until(lambda: run.spooled() == count, timeout=20, what="all of them spooled")
-        told = [message for message in run.said if message[0] == tap_capture.SPOOLED]
+        told = [message for message in run.said if message[0] == capture_messages.SPOOLED]
         if together:
             assert [(message[1], message[2]) for message in told] == [(count, count)]
         else:

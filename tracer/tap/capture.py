@@ -27,7 +27,6 @@ the tap records the gap. The process ends when its pipe to the tap closes.
 """
 
 import contextlib
-import hashlib
 import os
 import select
 import signal
@@ -35,28 +34,30 @@ import sqlite3
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from multiprocessing.connection import Connection
-from typing import Any, Final, Literal, TypeAlias, TypedDict
+from typing import Final
 
 from rabbit.delivery import Delivery
 from rabbit.field_tables import AMQPRawError
 from rabbit.raw import TraceConsumer
+from tracer.tap.capture_messages import (
+    CANCEL,
+    CANCELLED,
+    CLOSE,
+    CONFIG,
+    LOST,
+    READY,
+    SPOOL_FULL,
+    SPOOL_OK,
+    SPOOLED,
+    CaptureEnd,
+    FromCapture,
+)
+from tracer.tap.copies import RedeliveredCopies
 from tracer.tap.priority import raise_priority
 from tracer.tap.spool import Spool, SpooledFrame, SpoolFull
 from tracer.times import now_us
-
-# Tap -> capture
-CONFIG: Final = "config"  # first message: where to read (credentials never on the command line)
-CANCEL: Final = "cancel"
-CLOSE: Final = "close"
-# Capture -> tap
-READY: Final = "ready"
-SPOOLED: Final = "spooled"
-SPOOL_FULL: Final = "spool_full"
-SPOOL_OK: Final = "spool_ok"
-CANCELLED: Final = "cancelled"
-LOST: Final = "lost"
 
 CHUNK = 2000  # most frames in one commit
 # After a 541, how long capture waits for all the deliveries it asked for to
@@ -80,45 +81,12 @@ IDLE_WAIT_S = 0.05
 # How late a stamp may be is an upper bound (the time since the socket was
 # last found empty); below this it is recorded as 0: the wire test measures
 # the actual error at a few microseconds there (tests/tracer/test_wire_accuracy.py).
-COPIES_WAIT_S: Final = 10.0  # a dead connection's deliveries are requeued well within
 STAMP_SLACK_US = 500
 # With packet stamps, how long capture lets packets gather after a read before
 # it looks again: a wake-up per packet, under load, cost more CPU than all the
 # rest of capture (`bench overhead` prints capture's CPU a call); stamps do not
 # move (they come from the packets), the spool's commit waits COMMIT_EVERY_S anyway.
 GATHER_S: Final = 0.005
-
-
-class CaptureConfig(TypedDict):
-    """The CONFIG message's settings: run()'s keyword arguments."""
-
-    url: str
-    vhost: str
-    name: str
-    queue: str
-    prefetch: int
-    spool_path: str
-    spool_max: int
-    backlog: int  # the first this many deliveries waited in the queue while nobody read it
-    crash_after_commits: int  # fault injection for tests: exit after a commit, before its ack
-    # After a 541: the prefetch is the count left unacked; commit (and ack) them
-    # all at once, so the broker tries the message it choked on only then.
-    ack_together: bool
-
-
-ToCapture: TypeAlias = (
-    tuple[Literal["config"], CaptureConfig] | tuple[Literal["cancel"]] | tuple[Literal["close"]]
-)
-FromCapture: TypeAlias = (
-    tuple[Literal["ready"], str, str]  # the spool's id, how messages are stamped
-    | tuple[Literal["spooled"], int, int, int]  # last sequence number, frames, duplicates dropped
-    | tuple[Literal["spool_full"], int, str]  # since (µs), why
-    | tuple[Literal["spool_ok"], int, int]  # full since, until (µs)
-    | tuple[Literal["cancelled"]]
-    | tuple[Literal["lost"], str, int]  # why, how many deliveries were left unacked
-)
-Received: TypeAlias = tuple[Any, ...]
-CaptureEnd: TypeAlias = "Connection[FromCapture, Received]"  # generic to mypy only
 
 
 def main() -> None:
@@ -189,15 +157,6 @@ def stamping(consumer: TraceConsumer) -> str:
     )
 
 
-def fingerprint(routing_key: bytes, header: bytes, body: bytes) -> bytes:
-    """A trace message's digest, the same for every copy the broker sends of it."""
-    digest = hashlib.blake2b(digest_size=16)
-    for part in (routing_key, header, body):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.digest()
-
-
 class Capture:
     """One connection's capture: read and stamp (this thread), spool and ack
     (a committer thread: a durable commit waits for the disk, and a reader
@@ -245,24 +204,12 @@ class Capture:
         self._closing = False
         self.failure: BaseException | None = None
         # Frames spooled whose ack may not have reached the broker: its
-        # redeliveries of them are copies. They usually come first, but not
-        # always: the broker requeues a dead connection's deliveries when it
-        # has closed it, which can be after the next connection consumes. So
-        # they are looked for all along (as digests: a prefetch of big bodies
-        # would otherwise stay in memory), each at most as often as spooled.
+        # redeliveries of them are copies (tracer/tap/copies.py). Until their
+        # copies all came and were acked for sure, the proven acks of this
+        # capture do not pass those frames (a high-water mark would): if it
+        # dies too, the next capture still looks for their copies.
         self.base_acked = spool.acked_seq()
-        unconfirmed = spool.unconfirmed()
-        # Until their copies all came and were acked for sure (or COPIES_WAIT_S
-        # passed), the proven acks of this capture do not pass those frames (a
-        # high-water mark would): if it dies too, the next capture still looks
-        # for their copies.
-        self.copies_until = time.monotonic() + COPIES_WAIT_S
-        self.copies: Counter[bytes] = Counter(
-            fingerprint(*frame.identity) for _, frame in unconfirmed
-        )
-        # The delivery tag at which the last copy came (or the wait for them
-        # ended): once an ack past it is proven, those frames are confirmed.
-        self.copies_done_tag: int | None = None if self.copies else 0
+        self.copies = RedeliveredCopies(frame.identity for _, frame in spool.unconfirmed())
         self._committer = threading.Thread(target=self._commit_loop, name="commit", daemon=True)
 
     @property
@@ -344,21 +291,9 @@ class Capture:
             backlog = self.backlog_left > 0
             if backlog:
                 self.backlog_left -= 1
-            if self.copies and time.monotonic() > self.copies_until:
-                self.copies.clear()  # acked after all: the broker sends them no more
-                self.copies_done_tag = delivery.tag
-            if delivery.redelivered and self.copies:
-                digest = fingerprint(delivery.routing_key, delivery.raw, delivery.body)
-                left = self.copies.get(digest, 0)
-                if left:
-                    if left == 1:
-                        del self.copies[digest]
-                        if not self.copies:
-                            self.copies_done_tag = delivery.tag
-                    else:
-                        self.copies[digest] = left - 1
-                    duplicates += 1
-                    continue
+            if self.copies.is_copy(delivery):
+                duplicates += 1
+                continue
             frames.append(
                 SpooledFrame(
                     delivery.arrived_us or fallback_us,
@@ -462,7 +397,7 @@ class Capture:
         while self.proven < answered and self.awaiting:
             proven_seq, self.proven_tag = self.awaiting.popleft()
             self.proven += 1
-            done = self.copies_done_tag
+            done = self.copies.done_tag  # once an ack past it is proven, those frames are confirmed
             if done is None or self.proven_tag < done:
                 # Frames a dead capture left may still come again: not past them.
                 proven_seq = min(proven_seq, self.base_acked)

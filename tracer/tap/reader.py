@@ -40,9 +40,8 @@ from rabbit import amqp, cluster
 from rabbit.field_tables import AMQPRawError
 from rabbit.management_http import BrokerError
 from tracer.models import SpoolPosition
-from tracer.tap import capture as tap_capture
+from tracer.tap import capture_messages, rescue
 from tracer.tap import feed as tap_feed
-from tracer.tap import rescue
 from tracer.tap.children import Child, ChildRefused
 from tracer.tap.controls import ConnectionLost, Control
 from tracer.tap.decoding import Captured
@@ -149,7 +148,7 @@ class VhostReader(threading.Thread):
         self.cancelled.set()
         capture, self._capture = self._capture, None
         if capture is not None:
-            capture.send((tap_capture.CLOSE,))  # it commits what it holds, then ends
+            capture.send((capture_messages.CLOSE,))  # it commits what it holds, then ends
         while not self.tap.finished.wait(0.05):
             self._pump_feeder(0.0)  # the writer's last commits say STORED to the feeder
         feeder = self._feeder
@@ -186,7 +185,7 @@ class VhostReader(threading.Thread):
     def _close(self) -> None:
         capture, self._capture = self._capture, None
         if capture is not None:
-            capture.close(tap_capture.CLOSE)
+            capture.close(capture_messages.CLOSE)
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
             with contextlib.suppress(amqp.AMQPError, OSError):
@@ -237,7 +236,7 @@ class VhostReader(threading.Thread):
         backlog = 0 if self.vhost in self.tap.shared_vhosts else self.depth
         dropped = self._purge_dropped()
         assert self.slot is not None
-        settings: tap_capture.CaptureConfig = {
+        settings: capture_messages.CaptureConfig = {
             "url": config.amqp_url,
             "vhost": self.vhost,
             "name": name,
@@ -252,9 +251,9 @@ class VhostReader(threading.Thread):
         }
         self._sessions += 1
         try:
-            self._capture = Child("tracer.tap.capture", (tap_capture.CONFIG, settings))
+            self._capture = Child("tracer.tap.capture", (capture_messages.CONFIG, settings))
         except ChildRefused as refused:
-            if refused.answer[0] == tap_capture.LOST:
+            if refused.answer[0] == capture_messages.LOST:
                 # Lost while consuming, maybe on a message the broker cannot
                 # deliver (541): the same news as a loss after the start.
                 raise ConnectionLost(*refused.answer[1:]) from None
@@ -310,7 +309,7 @@ class VhostReader(threading.Thread):
         cancelled_at = None
         while True:
             if consuming and self._done():
-                capture.send((tap_capture.CANCEL,))
+                capture.send((capture_messages.CANCEL,))
                 consuming = False
                 cancelled_at = time.monotonic()
             waited = time.monotonic() - cancelled_at if cancelled_at is not None else 0.0
@@ -342,24 +341,24 @@ class VhostReader(threading.Thread):
             while select.select([conn.fileno()], [], [], 0)[0]:
                 message = conn.recv()
                 kind = message[0]
-                if kind == tap_capture.SPOOLED:
+                if kind == capture_messages.SPOOLED:
                     _last, _count, duplicates = message[1:]
                     if duplicates:
                         self.tap.inbox.put(Control("duplicates", self, dropped=duplicates))
                     if self._careful_prefetch:
                         self._careful_passed = True  # no 541 this time: back to the full prefetch
-                elif kind == tap_capture.SPOOL_FULL:
+                elif kind == capture_messages.SPOOL_FULL:
                     since, reason = message[1:]
                     self.problem = f"vhost {self.vhost!r}: the spool is full ({reason})"
                     self.tap.inbox.put(Control("spool_full", self, since_us=since, reason=reason))
-                elif kind == tap_capture.SPOOL_OK:
+                elif kind == capture_messages.SPOOL_OK:
                     since, _until = message[1:]
                     if self.problem.startswith(f"vhost {self.vhost!r}: the spool is full"):
                         self.problem = ""
                     self.tap.inbox.put(Control("spool_ok", self, since_us=since))
-                elif kind == tap_capture.CANCELLED:
+                elif kind == capture_messages.CANCELLED:
                     self.cancelled.set()
-                elif kind == tap_capture.LOST:
+                elif kind == capture_messages.LOST:
                     raise ConnectionLost(*message[1:])
         except (EOFError, OSError) as error:
             raise AMQPRawError(f"the tap's capture process ended: {error}") from None
