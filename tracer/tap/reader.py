@@ -58,6 +58,9 @@ CHECK_EVERY_S = 1.0
 TRACING_CHECK_EVERY_S = 5.0
 BACKOFF_S = (0.5, 1, 2, 4, 8)
 RETIRE_GRACE_S = 5.0
+# Longest wait for capture's or the feeder's news: what else this thread does
+# (stopping, the queue's checks, the management connection's heartbeats) can wait this long.
+CHILDREN_WAIT_S = 0.1
 CANCEL_WAIT_S = 2.0  # a cancel-ok takes milliseconds; stopping fits WARREN_TAP_STOP_GRACE
 
 
@@ -326,13 +329,22 @@ class VhostReader(threading.Thread):
                 and time.monotonic() - cancelled_at > RETIRE_GRACE_S
             ):
                 return
+            self._wait_for_children(capture, CHILDREN_WAIT_S)
             self._pump_capture(capture)
-            self._pump_feeder(0.02)
+            self._pump_feeder(0.0)
             self._connection.process_data_events(time_limit=0)
             if consuming and time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_EVERY_S
                 self._check()
                 self._ensure_feeder()
+
+    def _wait_for_children(self, capture: "Child", timeout: float) -> None:
+        """Until capture or the feeder has news, or `timeout` passed."""
+        pipes = [capture.conn.fileno()]
+        if self._feeder is not None:
+            pipes.append(self._feeder.conn.fileno())
+        with contextlib.suppress(OSError, ValueError):  # a pipe closed: the pumps find out
+            select.select(pipes, [], [], timeout)
 
     def _pump_capture(self, capture: "Child") -> None:
         """Capture's news: what it spooled, a full spool, its end."""
@@ -342,7 +354,10 @@ class VhostReader(threading.Thread):
                 message = conn.recv()
                 kind = message[0]
                 if kind == capture_messages.SPOOLED:
-                    _last, _count, duplicates = message[1:]
+                    last, _count, duplicates = message[1:]
+                    feeder = self._feeder
+                    if feeder is not None:
+                        feeder.send((tap_feed.SPOOLED, last))  # more to decode
                     if duplicates:
                         self.tap.inbox.put(Control("duplicates", self, dropped=duplicates))
                     if self._careful_prefetch:
@@ -350,11 +365,15 @@ class VhostReader(threading.Thread):
                 elif kind == capture_messages.SPOOL_FULL:
                     since, reason = message[1:]
                     self.problem = f"vhost {self.vhost!r}: the spool is full ({reason})"
+                    log.warning(
+                        "%s; capture holds its acks, the tap queue's bound takes over", self.problem
+                    )
                     self.tap.inbox.put(Control("spool_full", self, since_us=since, reason=reason))
                 elif kind == capture_messages.SPOOL_OK:
                     since, _until = message[1:]
                     if self.problem.startswith(f"vhost {self.vhost!r}: the spool is full"):
                         self.problem = ""
+                    log.info("vhost %r: the spool has room again; capture acks", self.vhost)
                     self.tap.inbox.put(Control("spool_ok", self, since_us=since))
                 elif kind == capture_messages.CANCELLED:
                     self.cancelled.set()
