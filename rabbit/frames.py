@@ -36,6 +36,10 @@ class DeliveryParser:
         # ended in it: rabbit/packet_stamps.py stamps by stream offset.
         self.stream_offset = 0
         self.delivery_ends: list[int] = []
+        # The newest delivery tag a Basic.Deliver brought, even when the broker
+        # closed the connection in the same read (a parse that raises hands on
+        # none of that read's deliveries): how many the broker counts unacked.
+        self.last_tag = 0
 
     def message_ends(self, chunk: bytes) -> list[tuple[int, bool]]:
         """Offsets in `chunk` (what waits after what is left over) where a whole
@@ -125,6 +129,7 @@ class DeliveryParser:
                 if data[start : start + 4] == b"\x00\x3c\x00\x3c":  # Basic.Deliver
                     offset = start + 5 + data[start + 4]  # past the consumer tag
                     tag, redelivered = _DELIVER_TAG(data, offset)
+                    self.last_tag = tag
                     offset += 9
                     offset += 1 + data[offset]  # past the exchange
                     length = data[offset]

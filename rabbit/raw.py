@@ -100,6 +100,12 @@ class TraceConsumer(RawConnection):
         data, self._leftover = self._leftover, b""
         return self._parser.parse(data) if data else []
 
+    @property
+    def last_delivery_tag(self) -> int:
+        """The newest delivery tag the broker sent that was read, whole or not,
+        handed on or not (the connection closed in the same read)."""
+        return self._parser.last_tag
+
     def poll(self, timeout: float) -> list[Delivery]:
         """Deliveries that arrived within `timeout` seconds (maybe none)."""
         buffered = self.take_buffered()

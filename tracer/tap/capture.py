@@ -221,7 +221,10 @@ class Capture:
         awaiting = list(self.awaiting)  # the committer may be appending
         if answered > 0 and awaiting:
             proven_tag = awaiting[min(answered, len(awaiting)) - 1][1]
-        return max(0, self.pending_tag - proven_tag)
+        # Deliveries of the read in which the broker closed the connection were
+        # never handed on, and the broker counts them too.
+        read_tag = max(self.pending_tag, self.consumer.last_delivery_tag)
+        return max(0, read_tag - proven_tag)
 
     def send(self, message: FromCapture) -> None:
         with self._lock:

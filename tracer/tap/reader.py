@@ -138,8 +138,17 @@ class VhostReader(threading.Thread):
                     continue  # at once, with the full prefetch
             except (amqp.AMQPError, AMQPRawError, OSError, BrokerError) as error:
                 self._lost(error)
-                if isinstance(error, ConnectionLost) and error.broker_failed_to_deliver:
-                    self._unjam(error.unacked)
+                if (
+                    isinstance(error, ConnectionLost)
+                    and error.broker_failed_to_deliver
+                    and self._unjam(error.unacked)
+                ):
+                    # Its cause known and dealt with: the next connection goes on
+                    # without the growing backoff a failure earns (a 541 is
+                    # followed by a second once the deliveries put back are
+                    # acked, by more when a connection consumes before the
+                    # broker has put them back; each would wait longer).
+                    attempt = 0
             except Exception as error:  # keep reading whatever a bug throws
                 log.exception("tap reader for vhost %r failed", self.vhost)
                 self._lost(error)
@@ -413,8 +422,10 @@ class VhostReader(threading.Thread):
         if not self._done():  # stopping: no management API calls to wait for
             self._ensure_tracing()
 
-    def _unjam(self, unacked: int) -> None:
-        """After a 541: store and remove the head of the tap queue if it cannot be delivered."""
+    def _unjam(self, unacked: int) -> bool:
+        """After a 541: store and remove the head of the tap queue if it cannot be
+        delivered, else ask the next connection for the unacked ones only; False
+        when neither could be done (the management API failed)."""
         try:
             taken = rescue.rescue_head(
                 self.tap.management(),
@@ -428,7 +439,7 @@ class VhostReader(threading.Thread):
             if not isinstance(error, BrokerError | AMQPRawError):
                 log.exception("vhost %r: taking an undeliverable trace message failed", self.vhost)
             self.problem = f"vhost {self.vhost!r}: cannot take an undeliverable message: {error}"
-            return
+            return False
         if taken:
             self.rescued += taken
             self._careful_prefetch = None
@@ -440,6 +451,13 @@ class VhostReader(threading.Thread):
         else:
             # The message the broker choked on waits behind the unacked deliveries.
             self._careful_prefetch = max(1, unacked)
+            log.info(
+                "vhost %r: the broker could not deliver a trace message (541); the %d "
+                "deliveries it puts back come first, and the next connection asks for them only",
+                self.vhost,
+                unacked,
+            )
+        return True
 
     def _store_rescued(self, event: Captured) -> None:
         """Hand one event to the writer and wait for its commit."""
