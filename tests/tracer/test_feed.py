@@ -65,3 +65,32 @@ def test_it_goes_on_decoding_while_its_disk_refuses_releases_and_releases_later(
             feeder.join(5)
             writer.close()
     assert not feeder.is_alive()
+
+
+def test_it_reads_what_capture_committed_when_told_not_by_looking_again_and_again(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(feed, "LOOK_UNTOLD_S", 60.0)  # no untold look within this test
+    writer = Spool(tmp_path / "v.0.spool", max_bytes=1 << 30)
+    ours, theirs = Pipe()
+    feeder = threading.Thread(
+        target=feed.run,
+        args=(theirs, str(writer.path), 1 << 30, 0, 0, 4096, "v", 0),
+    )
+    feeder.daemon = True
+    feeder.start()
+    try:
+        assert ours.recv() == (feed.READY,)
+        last = writer.append([_frame(n) for n in range(3)])  # a commit of capture's
+        assert not ours.poll(0.5)  # untold, it does not look
+        ours.send((feed.SPOOLED, last))  # the tap passes capture's word on
+        assert ours.poll(10), "nothing decoded once told"
+        kind, pairs = ours.recv()
+        assert kind == feed.EVENTS
+        assert [seq for seq, _ in pairs] == [1, 2, 3]
+        assert [bytes(event.body[:8]) for _, event in pairs] == [b"%08d" % n for n in range(3)]
+    finally:
+        ours.send((feed.CLOSE,))
+        feeder.join(5)
+        writer.close()
+    assert not feeder.is_alive()
