@@ -45,7 +45,8 @@ from tracer.tap import feed as tap_feed
 from tracer.tap.children import Child, ChildRefused
 from tracer.tap.controls import ConnectionLost, Control
 from tracer.tap.decoding import Captured
-from tracer.tap.queue import TRACE_EXCHANGE, declare_tap_queue
+from tracer.tap.feeder_link import FeederLink
+from tracer.tap.queue import open_tap_queue
 from tracer.tap.spool import Spool, SpoolSlot
 from tracer.times import now_us
 
@@ -87,7 +88,7 @@ class VhostReader(threading.Thread):
         self._connection: Any = None  # pika's (rabbit.amqp), None while not connected
         self._channel: Any = None  # pika's, on that connection
         self._capture: Child | None = None
-        self._feeder: Child | None = None
+        self._feeder = FeederLink(vhost)
         self.slot: SpoolSlot | None = None
         self.spool: Spool | None = None  # for the writer's figures (bytes held, lag)
         self.spool_id = ""
@@ -163,9 +164,7 @@ class VhostReader(threading.Thread):
             capture.send((capture_messages.CLOSE,))  # it commits what it holds, then ends
         while not self.tap.finished.wait(0.05):
             self._pump_feeder(0.0)  # the writer's last commits say STORED to the feeder
-        feeder = self._feeder
-        if feeder is not None:
-            feeder.send((tap_feed.CLOSE,))
+        self._feeder.tell((tap_feed.CLOSE,))
         if capture is not None:
             capture.close(None)
         self._close()
@@ -204,9 +203,7 @@ class VhostReader(threading.Thread):
                 connection.close()
 
     def _close_feeder(self) -> None:
-        feeder, self._feeder = self._feeder, None
-        if feeder is not None:
-            feeder.close(tap_feed.CLOSE)
+        self._feeder.stop()
         spool, self.spool = self.spool, None
         if spool is not None:
             spool.close()
@@ -216,24 +213,20 @@ class VhostReader(threading.Thread):
     # --- the feeder: the spool decoded, from where the database stands ---------
 
     def _ensure_feeder(self) -> None:
-        if self._feeder is not None and self._feeder.process.poll() is None:
-            return
-        if self._feeder is not None:
-            log.warning("vhost %r: the feeder process ended; starting another", self.vhost)
-            self._feeder.close(tap_feed.CLOSE)
         assert self.slot is not None  # opened first, in run()
         config = self.tap.config
-        settings: tap_feed.FeederConfig = {
-            "spool_path": str(self.slot.path),
-            "spool_max": config.spool_max,
-            # Whatever was handed to the writer will be stored: go on after it.
-            "position": max(self._queued, self.position),
-            "stored": self.position,
-            "body_limit": config.body_limit,
-            "vhost": self.vhost,
-            "niceness": config.index_niceness,
-        }
-        self._feeder = Child("tracer.tap.feed", (tap_feed.CONFIG, settings))
+        self._feeder.ensure(
+            {
+                "spool_path": str(self.slot.path),
+                "spool_max": config.spool_max,
+                # Whatever was handed to the writer will be stored: go on after it.
+                "position": max(self._queued, self.position),
+                "stored": self.position,
+                "body_limit": config.body_limit,
+                "vhost": self.vhost,
+                "niceness": config.index_niceness,
+            }
+        )
 
     # --- one connection ------------------------------------------------------
 
@@ -241,7 +234,11 @@ class VhostReader(threading.Thread):
         config = self.tap.config
         name = f"warren-tap {socket.gethostname()}:{self.tap.pid}"
         self._connection = amqp.blocking_connection(config.amqp_url, vhost=self.vhost, name=name)
-        declared, bounds_problem = self._declare()
+        self._channel, declared, bounds_problem = open_tap_queue(
+            self._connection, self.vhost, self.queue_name, config.max_length, config.max_bytes
+        )
+        if bounds_problem:
+            log.warning("tap: %s", bounds_problem)
         # What waits in the queue now was traced while no tap was reading
         # (unless another tap process shares the queue and was reading it).
         self.depth = declared.method.message_count
@@ -284,35 +281,6 @@ class VhostReader(threading.Thread):
         )
         self._consume()
 
-    def _declare(self) -> tuple[Any, str]:
-        """The tap queue, declared with the configured bounds: (DeclareOk, problem).
-
-        A durable queue keeps the arguments it was first declared with, and the
-        broker refuses (406) to declare it with others. Then the queue is used as
-        it is, nothing in it lost, and the problem says how to apply the new
-        bounds (`manage.py untrace`, then start the tap again)."""
-        config = self.tap.config
-        assert self._connection is not None
-        channel = self._channel = self._connection.channel()
-        try:
-            return declare_tap_queue(
-                channel, self.queue_name, config.max_length, config.max_bytes
-            ), ""
-        except amqp.ChannelClosedByBroker as error:
-            if error.reply_code != 406:
-                raise
-        channel = self._channel = self._connection.channel()
-        declared = channel.queue_declare(self.queue_name, passive=True)
-        channel.queue_bind(self.queue_name, TRACE_EXCHANGE, "#")
-        problem = (
-            f"vhost {self.vhost!r}: the tap queue {self.queue_name!r} keeps the bounds it was "
-            f"declared with, not {config.max_length:,} messages and {config.max_bytes:,} bytes: "
-            f"stop the tap, run `manage.py untrace {self.vhost}`, then start it again "
-            "(what the queue holds is dropped then)"
-        )
-        log.warning("tap: %s", problem)
-        return declared, problem
-
     def _consume(self) -> None:
         capture = self._capture
         assert capture is not None  # started by _session; only _close, on this thread, ends it
@@ -350,8 +318,9 @@ class VhostReader(threading.Thread):
     def _wait_for_children(self, capture: "Child", timeout: float) -> None:
         """Until capture or the feeder has news, or `timeout` passed."""
         pipes = [capture.conn.fileno()]
-        if self._feeder is not None:
-            pipes.append(self._feeder.conn.fileno())
+        feeder = self._feeder.fileno()
+        if feeder is not None:
+            pipes.append(feeder)
         with contextlib.suppress(OSError, ValueError):  # a pipe closed: the pumps find out
             select.select(pipes, [], [], timeout)
 
@@ -364,9 +333,7 @@ class VhostReader(threading.Thread):
                 kind = message[0]
                 if kind == capture_messages.SPOOLED:
                     last, _count, duplicates = message[1:]
-                    feeder = self._feeder
-                    if feeder is not None:
-                        feeder.send((tap_feed.SPOOLED, last))  # more to decode
+                    self._feeder.tell((tap_feed.SPOOLED, last))  # more to decode
                     if duplicates:
                         self.tap.inbox.put(Control("duplicates", self, dropped=duplicates))
                     if self._careful_prefetch:
@@ -393,26 +360,9 @@ class VhostReader(threading.Thread):
 
     def _pump_feeder(self, timeout: float) -> None:
         """Decoded events from the feeder into the writer's inbox, in order."""
-        feeder = self._feeder
-        if feeder is None:
-            return
-        conn = feeder.conn
-        pipe = [conn.fileno()]
-        try:
-            # select() on the pipe itself: Connection.poll() builds a selector per
-            # call, which cost the tap's process 8 % of its time between chunks.
-            if not select.select(pipe, [], [], timeout)[0]:
-                return
-            put = self.tap.inbox.put
-            while select.select(pipe, [], [], 0)[0]:
-                message = conn.recv()
-                if message[0] == tap_feed.EVENTS:
-                    pairs: list[tap_feed.Pair] = message[1]
-                    self._queued = pairs[-1][0]
-                    put((self, True, pairs))
-        except (EOFError, OSError):
-            feeder.close(tap_feed.CLOSE)
-            self._feeder = None  # started again at the next check
+        for pairs in self._feeder.take(timeout):
+            self._queued = pairs[-1][0]
+            self.tap.inbox.put((self, True, pairs))
 
     def _check(self) -> None:
         self.depth = self._channel.queue_declare(self.queue_name, passive=True).method.message_count
@@ -505,9 +455,7 @@ class VhostReader(threading.Thread):
             self._rescue_committed.set()
             return
         self.position = max(self.position, upto)
-        feeder = self._feeder
-        if feeder is not None:
-            feeder.send((tap_feed.STORED, upto))
+        self._feeder.tell((tap_feed.STORED, upto))
 
     def expire(self, older_than_us: int) -> int:
         """Drop spooled frames that arrived before `older_than_us` (the age bound)."""
