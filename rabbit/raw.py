@@ -17,15 +17,15 @@ and it uses no client library at all; the connection under the consumer
 
 import select
 import socket
-import ssl
 import struct
 import time
+from typing import Unpack
 
 from rabbit.arrival import STAMP_SPACE, kernel_stamp_ns
 from rabbit.delivery import Delivery
 from rabbit.field_tables import AMQPRawError, encode_shortstr, encode_table, read_shortstr
 from rabbit.frames import FRAME_METHOD, DeliveryParser
-from rabbit.raw_connection import CHANNEL, METHOD, READ_SIZE, RawConnection
+from rabbit.raw_connection import CHANNEL, METHOD, READ_SIZE, ConnectionOptions, RawConnection
 
 __all__ = ["AMQPRawError", "ConsumerCancelled", "TraceConsumer"]
 
@@ -41,17 +41,9 @@ class TraceConsumer(RawConnection):
     """One connection, one channel, one consumer; acks may come from another thread."""
 
     def __init__(
-        self,
-        url: str,
-        vhost: str | None = None,
-        name: str | None = None,
-        heartbeat: int = 30,
-        connect_timeout: float = 5.0,
-        tls_context: ssl.SSLContext | None = None,
-        decode_headers: bool = True,
-        packet_stamps: bool = False,
+        self, url: str, *, decode_headers: bool = True, **options: Unpack[ConnectionOptions]
     ) -> None:
-        super().__init__(url, vhost, name, heartbeat, connect_timeout, tls_context, packet_stamps)
+        super().__init__(url, **options)
         # False: deliveries keep their encoded properties (`raw`) only, `headers`
         # None: capture makes them durable undecoded (benchmarks/capture.py).
         self.decode_headers = decode_headers

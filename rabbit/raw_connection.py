@@ -14,7 +14,7 @@ import ssl
 import struct
 import threading
 import time
-from typing import NoReturn, Self
+from typing import NoReturn, Self, TypedDict
 from urllib.parse import unquote, urlsplit
 
 from rabbit.arrival import ask_for_kernel_stamps
@@ -38,6 +38,17 @@ READ_SIZE = 1 << 18
 FRAME = struct.Struct(">BHI")
 METHOD = struct.Struct(">HH")
 _U16 = struct.Struct(">H").unpack_from
+
+
+class ConnectionOptions(TypedDict, total=False):
+    """RawConnection's keyword arguments, for classes built on it to pass on."""
+
+    vhost: str | None
+    name: str | None
+    heartbeat: int
+    connect_timeout: float
+    tls_context: ssl.SSLContext | None
+    packet_stamps: bool
 
 
 class RawConnection:
