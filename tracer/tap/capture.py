@@ -290,11 +290,12 @@ class Capture:
         tags: list[int] = []
         size = 0
         duplicates = 0
+        copies = self.copies if self.copies.expected else None  # mostly none: no call a delivery
         for delivery in deliveries:
             backlog = self.backlog_left > 0
             if backlog:
                 self.backlog_left -= 1
-            if self.copies.is_copy(delivery):
+            if copies is not None and copies.is_copy(delivery):
                 duplicates += 1
                 continue
             frames.append(

@@ -46,6 +46,11 @@ class RedeliveredCopies:
         # ended); None while some are still expected.
         self.done_tag: int | None = None if self._left else 0
 
+    @property
+    def expected(self) -> bool:
+        """Whether any copy is still looked for."""
+        return bool(self._left)
+
     def is_copy(self, delivery: Delivery) -> bool:
         """Whether `delivery` is one of the copies (each is answered True once)."""
         left = self._left
