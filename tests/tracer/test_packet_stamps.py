@@ -14,8 +14,10 @@ import pytest
 
 from rabbit.arrival import SO_TIMESTAMPNS, STAMP_SPACE, kernel_stamp_ns
 from rabbit.brokers import default_broker
+from rabbit.frames import DeliveryParser
 from rabbit.packet_stamps import PacketStamps, stream_end
 from rabbit.raw import TraceConsumer
+from tests.polling import wait_until
 from tests.tracer.tapping import client
 
 GAP_S = 0.005
@@ -103,6 +105,17 @@ def test_it_places_segments_across_the_sequence_numbers_wrapping():
     assert stream_end(first, 0x140, (first + 0x100) & 0xFFFFFFFF, 0x40) == 0x140
 
 
+def _whole_deliveries_waiting(consumer):
+    """How many whole deliveries wait unread in the consumer's socket (a look, not a read)."""
+    with socket.fromfd(consumer.fileno(), socket.AF_INET, socket.SOCK_STREAM) as look:
+        try:
+            waiting = look.recv(1 << 16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+    ends = DeliveryParser(decode_headers=False, on_method=lambda *_: None).message_ends(waiting)
+    return sum(1 for _end, delivers in ends if delivers)
+
+
 def test_it_stamps_deliveries_read_in_bulk_with_their_own_arrival(scratch_vhost):
     consumer = TraceConsumer(
         default_broker().amqp_url(), vhost=scratch_vhost, packet_stamps=True
@@ -113,20 +126,20 @@ def test_it_stamps_deliveries_read_in_bulk_with_their_own_arrival(scratch_vhost)
         channel = connection.channel()
         channel.queue_declare("raw-gathered")
         consumer.consume("raw-gathered", 100)
-        stamps = consumer.packet_stamps
         published = []
         for index in range(8):
-            seen = stamps.packets
             published.append(time.time_ns())
             channel.basic_publish("", "raw-gathered", f"message {index}".encode())
-            # Its delivery on the wire before the next publish: a broker slowed
-            # by a busy host would otherwise send several in one segment, and
-            # then they rightly share that segment's stamp.
-            deadline = time.monotonic() + 5
-            while stamps.packets == seen and time.monotonic() < deadline:
-                select.select([stamps], [], [], 0.1)
-                stamps.drain()
-            assert stamps.packets > seen, f"delivery {index} never reached the socket"
+            # The whole delivery in the socket before the next publish: a broker
+            # slowed by a busy host would otherwise send the end of one and the
+            # next in one segment, and then they rightly share that segment's stamp.
+            wait_until(
+                lambda: _whole_deliveries_waiting(consumer),
+                check=lambda waiting, wanted=index + 1: waiting >= wanted,
+                timeout=5,
+                interval=0.002,
+                what=f"delivery {index} whole in the socket",
+            )
             time.sleep(GAP_S)
         assert select.select([consumer.fileno()], [], [], 10)[0], "nothing came"
         time.sleep(0.2)  # all of them wait in the socket, merged
