@@ -73,12 +73,16 @@ def test_it_never_numbers_a_frame_twice_even_when_emptied(tmp_path):
     reopened.close()
 
 
-def test_it_expires_by_age_and_says_how_many(spool):
-    spool.append([frame(n, arrived_us=1_000 + n) for n in range(5)])
+def test_it_expires_whole_appends_by_age_and_says_how_many(spool):
+    spool.append([frame(n, arrived_us=1_000 + n) for n in range(3)])
+    spool.append([frame(n, arrived_us=1_000 + n) for n in range(3, 5)])
     assert spool.oldest_us() == 1_000
-    assert spool.expire(older_than_us=1_003) == 3
+    assert spool.expire(older_than_us=1_004) == 3  # the second append has a newer frame
     assert [f.arrived_us for _, f in spool.read(0, 10)] == [1_003, 1_004]
     assert spool.held()[1] == 2
+    assert spool.oldest_us() == 1_003
+    assert spool.expire(older_than_us=1_005) == 2
+    assert spool.oldest_us() is None
 
 
 WRITER = textwrap.dedent(
@@ -137,8 +141,10 @@ def test_a_reader_in_another_process_follows_the_writer(tmp_path):
     assert [seq for seq, _ in reader.read(5, 100)] == [6, 7, 8]
     assert reader.release(6) == 5  # stored up to 6, but acked only up to 5
     spool.mark_acked(8)
-    assert reader.release(6) == 1
-    assert spool.held()[1] == 2
+    assert reader.release(6) == 0  # the second append is stored in part: it waits
+    assert spool.held()[1] == 3
+    assert reader.release(8) == 3
+    assert spool.held() == (0, 0)
     spool.close()
     reader.close()
 
@@ -212,3 +218,71 @@ def test_it_says_the_disk_is_full_and_releases_once_space_is_freed():
             assert spool.held() == (0, 0)
         finally:
             spool.close()
+
+
+def test_it_reads_an_append_in_parts_from_any_position(spool):
+    spool.append([frame(n) for n in range(4)])
+    spool.append([frame(n) for n in range(4, 10)])
+    parts = [spool.read(0, 3), spool.read(3, 3), spool.read(6, 3), spool.read(9, 3)]
+    assert [[seq for seq, _ in part] for part in parts] == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]]
+    assert [f.body for part in parts for _, f in part] == [b"%d" % n for n in range(10)]
+    assert spool.read(10, 3) == []
+    assert spool.arrived_after(5) == frame(5).arrived_us
+    assert spool.arrived_after(10) is None
+
+
+def test_it_keeps_every_field_of_a_frame_byte_for_byte(spool):
+    odd = SpooledFrame(
+        arrived_us=2**62,
+        stamp_error_us=123_456,
+        redelivered=True,
+        backlog=False,
+        routing_key=b"deliver.\xff\x00 q",
+        header=bytes(range(256)),
+        body=b"",
+    )
+    spool.append([frame(1), odd, frame(3)])
+    assert [f for _, f in spool.read(1, 1)] == [odd]
+
+
+OLD_LAYOUT = """
+CREATE TABLE frames (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, arrived_us INTEGER NOT NULL,
+    stamp_error_us INTEGER NOT NULL, redelivered INTEGER NOT NULL, backlog INTEGER NOT NULL,
+    routing_key BLOB NOT NULL, header BLOB NOT NULL, body BLOB NOT NULL
+);
+CREATE TABLE totals (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL,
+    frames INTEGER NOT NULL);
+CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), spool_id TEXT NOT NULL,
+    acked_seq INTEGER NOT NULL);
+"""
+
+
+def test_it_moves_an_earlier_versions_frames_into_its_rows_numbers_kept(tmp_path):
+    path = tmp_path / "tap.spool"
+    old = sqlite3.connect(path)
+    old.executescript(OLD_LAYOUT)
+    frames = [frame(n) for n in range(1, 8)]
+    old.executemany(
+        "INSERT INTO frames (arrived_us, stamp_error_us, redelivered, backlog, routing_key, "
+        "header, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(f.arrived_us, f.stamp_error_us, f.redelivered, f.backlog, f.routing_key, f.header,
+          f.body) for f in frames],
+    )  # fmt: skip
+    old.execute("DELETE FROM frames WHERE seq IN (1, 2, 5)")  # released, and one expired
+    held = [f for n, f in enumerate(frames, 1) if n not in (1, 2, 5)]
+    old.execute("INSERT INTO totals VALUES (1, ?, ?)", (sum(f.size for f in held), len(held)))
+    old.execute("INSERT INTO meta VALUES (1, 'the-old-id', 4)")
+    old.commit()
+    old.close()
+
+    spool = Spool(path, max_bytes=10**6)
+    assert spool.spool_id == "the-old-id"
+    assert [(seq, f) for seq, f in spool.read(0, 100)] == list(zip([3, 4, 6, 7], held, strict=True))
+    assert [seq for seq, _ in spool.unconfirmed()] == [6, 7]
+    assert spool.held() == (sum(f.size for f in held), 4)
+    assert spool.append([frame(8)]) == 8  # numbers go on from the old ones
+    spool.close()
+    reopened = Spool(path, max_bytes=10**6)  # moved once: the old table is gone
+    assert [seq for seq, _ in reopened.read(0, 100)] == [3, 4, 6, 7, 8]
+    reopened.close()
