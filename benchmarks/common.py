@@ -125,7 +125,7 @@ def database_url():
 class TapProcess:
     """`manage.py tap --vhost V` as a subprocess on a given database."""
 
-    def __init__(self, vhost, database, args=(), profile=False, niceness=0):
+    def __init__(self, vhost, database, args=(), profile=False, niceness=0, env=None):
         self.vhost = vhost
         self.niceness = niceness
         self.profile = (
@@ -138,6 +138,7 @@ class TapProcess:
             DATABASE_URL=database,
             REDIS_URL=bench_redis_url(),
             WARREN_SPOOL_DIR=self.spool_dir,
+            **(env or {}),
         )
         self.args = list(args)
         self.process = None

@@ -46,11 +46,14 @@ def add_arguments(parser):
 class TappedRun:
     """A scratch vhost and database, the tap attached, and a sampler of its queue."""
 
-    def __init__(self, out, database_url=None, profile=False, niceness=0, before_tap=None):
+    def __init__(
+        self, out, database_url=None, profile=False, niceness=0, before_tap=None, env=None
+    ):
         self.out = out
         self.database_url = database_url
         self.profile = profile
         self.niceness = niceness
+        self.env = env  # settings of the tap's own (environment variables)
         self.before_tap = before_tap  # called with the vhost's config before tracing is on
         self.depths = []
         self.rss = []
@@ -65,7 +68,7 @@ class TappedRun:
         if self.before_tap is not None:
             self.before_tap(self)
         self.tap = common.TapProcess(
-            self.vhost, self.url, profile=self.profile, niceness=self.niceness
+            self.vhost, self.url, profile=self.profile, niceness=self.niceness, env=self.env
         ).start()
         self.counter = common.MessageCounter(self.url)
         self._wait_consuming()

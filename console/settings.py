@@ -89,6 +89,9 @@ WARREN_SPOOL_MAX = env_bytes("WARREN_SPOOL_MAX", 4 * 1024**3, minimum=1024)
 WARREN_SPOOL_MAX_AGE = env_duration("WARREN_SPOOL_MAX_AGE", timedelta(days=7)).total_seconds()
 # How much lower than capture indexing runs (nice): indexing may wait for a core, capture not.
 WARREN_INDEX_NICENESS = env_int("WARREN_INDEX_NICENESS", 5, minimum=0, maximum=19)
+# How much nicer than it was started the tap runs, all of it but capture's reading
+# (real-time where allowed): a background service, behind the traffic it watches.
+WARREN_TAP_NICENESS = env_int("WARREN_TAP_NICENESS", 10, minimum=0, maximum=19)
 WARREN_MASKED_FIELDS = [
     name.lower()
     for name in env_list(

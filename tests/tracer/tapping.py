@@ -41,6 +41,8 @@ class TapProcess:
     def __init__(self, *vhosts, env=None, args=()):
         self.vhosts = vhosts
         self.env = dict(os.environ, DATABASE_URL=database_url(), **(env or {}))
+        for name in [name for name, value in self.env.items() if value is None]:
+            del self.env[name]  # None: unset, so the tap takes the setting's default
         self.args = list(args)
         self.process = None
         self.log = None

@@ -13,11 +13,15 @@ import sys
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tracer.export import runner
 from tracer.tap.config import TapConfig
+from tracer.tap.priority import run_in_background
 from tracer.tap.process import Tap
+
+log = logging.getLogger("tracer.tap")
 
 
 class Command(BaseCommand):
@@ -44,7 +48,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # First, while this is the only thread: every one started later inherits it.
+        priority = run_in_background(settings.WARREN_TAP_NICENESS)
         logging.getLogger("tracer").setLevel(logging.INFO)
+        log.info("the tap runs %s", priority)
         for name in ("batch_size", "prefetch"):
             if options[name] is not None and options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
