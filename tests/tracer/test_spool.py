@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -258,17 +259,22 @@ CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), spool_id TEXT NOT NULL
 """
 
 
-def test_it_moves_an_earlier_versions_frames_into_its_rows_numbers_kept(tmp_path):
-    path = tmp_path / "tap.spool"
+def write_old_spool(path, frames):
     old = sqlite3.connect(path)
     old.executescript(OLD_LAYOUT)
-    frames = [frame(n) for n in range(1, 8)]
     old.executemany(
         "INSERT INTO frames (arrived_us, stamp_error_us, redelivered, backlog, routing_key, "
         "header, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(f.arrived_us, f.stamp_error_us, f.redelivered, f.backlog, f.routing_key, f.header,
           f.body) for f in frames],
     )  # fmt: skip
+    return old
+
+
+def test_it_moves_an_earlier_versions_frames_into_its_rows_numbers_kept(tmp_path):
+    path = tmp_path / "tap.spool"
+    frames = [frame(n) for n in range(1, 8)]
+    old = write_old_spool(path, frames)
     old.execute("DELETE FROM frames WHERE seq IN (1, 2, 5)")  # released, and one expired
     held = [f for n, f in enumerate(frames, 1) if n not in (1, 2, 5)]
     old.execute("INSERT INTO totals VALUES (1, ?, ?)", (sum(f.size for f in held), len(held)))
@@ -286,3 +292,35 @@ def test_it_moves_an_earlier_versions_frames_into_its_rows_numbers_kept(tmp_path
     reopened = Spool(path, max_bytes=10**6)  # moved once: the old table is gone
     assert [seq for seq, _ in reopened.read(0, 100)] == [3, 4, 6, 7, 8]
     reopened.close()
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from tracer.tap.spool import Spool
+    time.sleep(float(sys.argv[2]) - time.time())  # all at once
+    spool = Spool(sys.argv[1], max_bytes=10**9)
+    print(len(spool.read(0, 10**6)), spool.last_seq())
+    """
+)
+
+
+def test_processes_opening_an_earlier_versions_spool_at_once_all_find_it_moved(tmp_path):
+    path = tmp_path / "tap.spool"
+    old = write_old_spool(path, [frame(n, body=b"b" * 2000) for n in range(5000)])
+    old.execute("INSERT INTO totals VALUES (1, 5000 * (8 + 4 + 2000), 5000)")
+    old.execute("INSERT INTO meta VALUES (1, 'the-old-id', 0)")
+    old.commit()
+    old.close()
+    at = time.time() + 1.5
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path), str(at)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]  # fmt: skip
+    results = [opener.communicate(timeout=60) for opener in openers]
+    assert [
+        (opener.returncode, out) for opener, (out, _) in zip(openers, results, strict=True)
+    ] == [(0, "5000 5000\n")] * 4, [err for _, err in results]

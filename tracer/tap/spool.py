@@ -152,7 +152,13 @@ def _upgrade_meta(db: sqlite3.Connection) -> None:
     """A spool written by an earlier version numbered frames in `sqlite_sequence`."""
     columns = [row[1] for row in db.execute("PRAGMA table_info(meta)")]
     if columns and "last_seq" not in columns:
-        db.execute("ALTER TABLE meta ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0")
+        try:
+            db.execute("ALTER TABLE meta ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0")
+        except sqlite3.OperationalError:
+            # Another process opening the same spool (capture, the feeder) added it first.
+            columns = [row[1] for row in db.execute("PRAGMA table_info(meta)")]
+            if "last_seq" not in columns:
+                raise
 
 
 def _move_frames_into_batches(db: sqlite3.Connection) -> None:
@@ -163,6 +169,9 @@ def _move_frames_into_batches(db: sqlite3.Connection) -> None:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'frames'").fetchone():
+            db.execute("COMMIT")  # another process opening the same spool moved them
+            return
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'frames'").fetchone()
         db.execute("UPDATE meta SET last_seq = MAX(last_seq, ?)", (row[0] if row else 0,))
         rows = db.execute(
