@@ -68,6 +68,8 @@ SERIAL = (
     "tests/live/test_browser_live.py",
     "tests/faults/test_broker_restart",
     "tests/tracer/test_wire_accuracy.py",
+    # A niced tap beside eight busy workers waited more than 45 s for a core to start.
+    "tests/tracer/test_tap_priority.py",
 )
 
 
@@ -75,7 +77,8 @@ SERIAL = (
 # PostgreSQL they would take minutes to check nothing that differs (`make test`).
 # They are the serial tests of a broker cluster's nodes, the pages during a
 # broker restart, Redis away, a slow management API, a supervisor stopping the
-# tap, the tap's stamps against the wire and the client's socket; and every
+# tap, the tap's stamps against the wire and the client's socket, how the kernel
+# schedules the tap, enabling a feature flag (once for both runs); and every
 # test in a browser (BROWSER_FIXTURE): what it checks is what Chromium draws,
 # while the data behind each page is checked on both databases by the page's
 # and the API's own tests.
@@ -90,6 +93,11 @@ ONE_DATABASE = (
     # Stamps against the wire and the client's socket: the tap's clock, not its store.
     "tests/tracer/test_wire_accuracy.py",
     "tests/tracer/test_tap.py::test_it_measures_what_the_client_measures",
+    # How the kernel schedules the tap's threads.
+    "tests/tracer/test_tap_priority.py",
+    # A broker-wide change that cannot be undone: run once, so that the SQLite and
+    # PostgreSQL runs, side by side, never race to enable the same flag.
+    "tests/admin/test_feature_flags.py",
 )
 
 
