@@ -15,8 +15,6 @@ from tracer.tap.priority import real_time_allowed
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-SCHED_OTHER, SCHED_RR = 0, 2
-
 
 def threads(pid):
     """{thread id: (niceness, policy)} of a process, from /proc/PID/task/TID/stat."""
@@ -56,7 +54,7 @@ def test_it_runs_behind_the_traffic_with_capture_reading_first(scratch_vhost, se
             writer_ready = any(
                 nice == expected_index for nice, _ in threads(tap.process.pid).values()
             )
-            return (SCHED_RR in policies or not allowed) and writer_ready
+            return (os.SCHED_RR in policies or not allowed) and writer_ready
 
         try:
             wait_until(settled, 30, what="capture's reading to run first and the writer niced")
@@ -72,12 +70,12 @@ def test_it_runs_behind_the_traffic_with_capture_reading_first(scratch_vhost, se
 
     # The tap's own threads: at the tap's niceness, its writer nicer still.
     assert {nice for nice, _ in tap_threads.values()} <= {expected_tap, expected_index}
-    assert all(policy == SCHED_OTHER for _, policy in tap_threads.values())
+    assert all(policy == os.SCHED_OTHER for _, policy in tap_threads.values())
     # Indexing: the feeder, all of it, as nice as the writer.
     assert {nice for nice, _ in feeder_threads.values()} == {expected_index}
     # Capture: its reading thread at real-time priority where allowed, the
     # committer (waiting on the disk) at the tap's niceness.
-    rr = [tid for tid, (_, policy) in capture_threads.items() if policy == SCHED_RR]
+    rr = [tid for tid, (_, policy) in capture_threads.items() if policy == os.SCHED_RR]
     others = {nice for tid, (nice, _) in capture_threads.items() if tid not in rr}
     if allowed:
         assert len(rr) == 1

@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 _SCHEMA = """
@@ -94,27 +95,47 @@ _ARRIVED_BEFORE = (
 _COLUMNS = "first_seq, last_seq, stamps, flags, lengths, data"
 
 
-def _pack(frames: "Sequence[SpooledFrame]") -> tuple[bytes, bytes, bytes, bytes]:
-    """(stamps, flags, lengths, data) of one row: a few arrays and one join, where
-    a row a frame bound seven values a frame and inserted each on its own (in
-    capture, a commit of 2,000 frames of 500 bytes cost 10.7 µs of CPU a frame
-    so, and 4.0 packed; `bench capture` prints capture's cost an event)."""
+class _Row(NamedTuple):
+    """One append's frames as a row of `batches` holds them."""
+
+    size: int  # the frames' routing keys, headers and bodies, in bytes
+    oldest_us: int
+    newest_us: int
+    stamps: bytes
+    flags: bytes
+    lengths: bytes
+    data: bytes
+
+
+def _pack(frames: "Sequence[SpooledFrame]") -> _Row:
+    """One row of `frames`: a few arrays and one join, where a row a frame bound
+    seven values a frame and inserted each on its own (in capture, a commit of
+    2,000 frames of 500 bytes cost 10.7 µs of CPU a frame so, and 4.0 packed;
+    `bench capture` prints capture's cost an event). Packed before the write
+    transaction, which then holds the spool's lock for the insert alone."""
     stamps = array.array(_STAMP, [v for f in frames for v in (f.arrived_us, f.stamp_error_us)])
     flags = bytes([f.redelivered | f.backlog << 1 for f in frames])
     lengths = array.array(
         _LENGTH, [n for f in frames for n in (len(f.routing_key), len(f.header), len(f.body))]
     )
     data = b"".join([part for f in frames for part in (f.routing_key, f.header, f.body)])
-    return stamps.tobytes(), flags, lengths.tobytes(), data
+    arrivals = stamps[0::2]
+    return _Row(
+        sum(lengths), min(arrivals), max(arrivals), stamps.tobytes(), flags, lengths.tobytes(), data
+    )
+
+
+def _array(kind: str, blob: bytes) -> "array.array[int]":
+    numbers = array.array(kind)
+    numbers.frombytes(blob)
+    return numbers
 
 
 def _unpack(
     stamps_blob: bytes, flags: bytes, lengths_blob: bytes, data: bytes
 ) -> list["SpooledFrame"]:
-    stamps = array.array(_STAMP)
-    stamps.frombytes(stamps_blob)
-    lengths = array.array(_LENGTH)
-    lengths.frombytes(lengths_blob)
+    stamps = _array(_STAMP, stamps_blob)
+    lengths = _array(_LENGTH, lengths_blob)
     frames = []
     at = 0
     for i, flag in enumerate(flags):
@@ -136,14 +157,13 @@ def _unpack(
     return frames
 
 
-def _insert(db: sqlite3.Connection, first: int, frames: "Sequence[SpooledFrame]", size: int) -> int:
-    """One row holding `frames`, numbered from `first`; the last one's number."""
-    last = first + len(frames) - 1
-    arrivals = [frame.arrived_us for frame in frames]
+def _insert(db: sqlite3.Connection, first: int, row: _Row) -> int:
+    """`row`, its frames numbered from `first`; the last one's number."""
+    last = first + len(row.flags) - 1
     db.execute(
-        "INSERT INTO batches (first_seq, last_seq, oldest_us, newest_us, bytes, stamps, flags, "
+        "INSERT INTO batches (first_seq, last_seq, bytes, oldest_us, newest_us, stamps, flags, "
         "lengths, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (first, last, min(arrivals), max(arrivals), size, *_pack(frames)),
+        (first, last, *row),
     )
     return last
 
@@ -182,13 +202,13 @@ def _move_frames_into_batches(db: sqlite3.Connection) -> None:
         first = 0
         for seq, arrived, error, again, backlog, key, header, body in rows:
             if run and (seq != first + len(run) or len(run) >= MOVE_CHUNK):
-                _insert(db, first, run, sum(frame.size for frame in run))
+                _insert(db, first, _pack(run))
                 run = []
             if not run:
                 first = seq
             run.append(SpooledFrame(arrived, error, bool(again), bool(backlog), key, header, body))
         if run:
-            _insert(db, first, run, sum(frame.size for frame in run))
+            _insert(db, first, _pack(run))
         db.execute("DROP TABLE frames")
     except BaseException:
         _roll_back(db)
@@ -274,7 +294,8 @@ class Spool:
             if acked_upto is not None:
                 self.mark_acked(acked_upto)
             return self.last_seq()
-        size = sum(frame.size for frame in frames)
+        row = _pack(frames)
+        size = row.size
         self._check_disk(size + ROW_OVERHEAD * len(frames))
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -287,7 +308,7 @@ class Spool:
                     f"the spool holds {held:,} bytes; {size:,} more would pass its bound "
                     f"of {self.max_bytes:,}"
                 )
-            last = _insert(db, self._sequence() + 1, frames, size)
+            last = _insert(db, self._sequence() + 1, row)
             db.execute(
                 "UPDATE meta SET last_seq = ?, acked_seq = MAX(acked_seq, ?)",
                 (last, acked_upto or 0),
@@ -422,10 +443,8 @@ class Spool:
         ).fetchone()
         if row is None:
             return None
-        first, stamps_blob = row
-        stamps = array.array(_STAMP)
-        stamps.frombytes(stamps_blob)
-        return int(stamps[2 * max(0, position + 1 - first)])
+        first, stamps = row
+        return int(_array(_STAMP, stamps)[2 * max(0, position + 1 - first)])
 
     def oldest_us(self) -> int | None:
         """When the oldest frame held arrived, or None when empty."""
