@@ -54,13 +54,14 @@ def run_in_background(niceness: int) -> str:
 
     On two cores shared with the broker and its clients, the tap at the same
     priority as them took the cores when they wanted them, and the clients'
-    throughput paid: `bench overhead` measured the tap at nice 10 at 0.66-0.72
-    of tracing off where at nice 0 it did 0.55-0.62, beside the broker's own
-    tracing plugin at 0.58-0.67 in the same runs. Nothing of the tap needs a
-    core the moment it wants one except capture's reading thread, and that one
-    takes real-time priority, which ignores niceness. Only where it may: a
-    process refused real-time scheduling could not raise its capture again
-    from here, and then only the indexer runs nicer (WARREN_INDEX_NICENESS).
+    throughput paid: in four runs of `bench overhead` the clients kept
+    0.65-0.74 of their untraced rate with the tap at nice 10 and 0.50-0.59
+    with it at nice 0, beside 0.57-0.67 with the broker's own tracing plugin.
+    Nothing of the tap needs a core the moment it wants one except capture's
+    reading thread, and that one takes real-time priority, which ignores
+    niceness. Only where it may: a process refused real-time scheduling could
+    not raise its capture again from here, and then only the indexer runs
+    nicer (WARREN_INDEX_NICENESS).
     """
     if niceness <= 0:
         return "at the priority it was started with (WARREN_TAP_NICENESS=0)"
