@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from rabbit import packet_stamps
 from rabbit.arrival import SO_TIMESTAMPNS, STAMP_SPACE, kernel_stamp_ns
 from rabbit.brokers import default_broker
 from rabbit.frames import DeliveryParser
@@ -23,9 +24,13 @@ from tests.tracer.tapping import client
 GAP_S = 0.005
 
 
-@pytest.fixture
-def stamped_pair():
-    """(server end, client end with packet stamps and its own kernel stamps, the stamps)."""
+@pytest.fixture(params=["ring", "recvmsg"])
+def stamped_pair(request, monkeypatch):
+    """(server end, client end with packet stamps and its own kernel stamps, the
+    stamps): the copies read from the kernel's ring, and with recvmsg (where the
+    ring cannot be had)."""
+    if request.param == "recvmsg":
+        monkeypatch.setattr(packet_stamps, "RING_ARCHITECTURES", frozenset())
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -33,6 +38,7 @@ def stamped_pair():
     ours = socket.socket()
     ours.bind(("0.0.0.0", 0))  # noqa: S104 - its own port, for the filter
     stamps = PacketStamps.open_for(ours, port)
+    assert stamps.ring == (request.param == "ring")
     ours.connect(("127.0.0.1", port))
     ours.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     theirs, _ = listener.accept()
@@ -89,6 +95,46 @@ def test_it_keeps_each_packets_arrival_when_they_wait_unread(stamped_pair):
     assert sum(gaps_ms) >= GAP_S * 1000 * (len(parts) - 1) * 0.9, gaps_ms
     assert time.time_ns() - arrived[-1] >= 40_000_000  # not the time of the read
     assert stamps.missed == 0
+
+
+def test_it_reads_the_ring_round_and_round(monkeypatch):
+    """A ring of 256 frames, 600 packets read in three goes: every frame given
+    back to the kernel is filled again, in order."""
+    monkeypatch.setattr(packet_stamps, "RING_BLOCKS", 1)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    ours = socket.socket()
+    ours.bind(("0.0.0.0", 0))  # noqa: S104 - its own port, for the filter
+    stamps = PacketStamps.open_for(ours, port)
+    try:
+        assert stamps.ring
+        ours.connect(("127.0.0.1", port))
+        theirs, _ = listener.accept()
+        theirs.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        received = 0
+        ends = []
+        arrived = []
+        for _go in range(3):
+            for index in range(200):
+                # Each message read before the next is sent: a packet each.
+                theirs.sendall(bytes([index]) * 10)
+                assert select.select([ours], [], [], 5)[0], "nothing came"
+                received += len(ours.recv(65536))
+                ends.append(received)
+            arrived += [stamps.stamp_at(end) for end in ends[len(arrived) :]]
+        assert received == 6000
+        assert stamps.packets == 600  # round the ring more than twice
+        assert stamps.missed == 0
+        assert None not in arrived
+        assert arrived == sorted(arrived)
+        assert len(set(arrived)) == 600  # each its own packet's
+        theirs.close()
+    finally:
+        stamps.close()
+        ours.close()
+        listener.close()
 
 
 def test_it_places_segments_across_the_sequence_numbers_wrapping():
