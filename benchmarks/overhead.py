@@ -6,7 +6,10 @@ into a queue that keeps only the newest 1,000 events, nothing reading it (the
 broker's own cost, the floor under any outside tracer); tracing by the
 broker's rabbitmq_tracing plugin (json, pattern `#`) and no tap; tracing on
 with Warren's tap attached (a subprocess storing into a scratch database),
-once as it runs by default and once under `nice 10`, as a background service.
+once as it runs by default (a background service, nice 10) and once at the
+load's priority; and the default tap again with its indexing held (stopped)
+for the slice and let go after it: what capture alone costs the traffic, apart
+from what indexing at the same time costs it.
 
 The conditions take turns, a short slice each, round after round, the order
 turned by one every round: the machine's speed drifts by tens of percent over
@@ -21,8 +24,11 @@ everything), and how far each tracer was behind when its load stopped.
 """
 
 import contextlib
+import os
+import signal
 import statistics
 import time
+from pathlib import Path
 
 from django.conf import settings
 
@@ -37,8 +43,9 @@ from rabbit.management_http import BrokerError
 GOAL_RATIO = 0.75
 FLOOR_QUEUE = "warren.bench.firehose-floor"
 SETTLE_LIMIT_S = 60.0
-CONDITIONS = ("off", "firehose", "plugin", "tap", "foreground")
+CONDITIONS = ("off", "firehose", "plugin", "tap", "foreground", "capture")
 TAPS = {"tap": {}, "foreground": {"WARREN_TAP_NICENESS": "0"}}  # their settings
+HELD = {"capture": "tap"}  # a condition that runs a tap with its indexing held
 TAP_PARTS = ("capture", "feeder", "writer")
 
 
@@ -99,6 +106,7 @@ class Condition:
         self.behind = []  # events still in the tap queue or not yet written, by slice
         self.unindexed = []  # events captured but not yet stored, by slice (taps)
         self.settle_s = []  # seconds until everything was stored after a slice (taps)
+        self.indexing_during_s = 0.0  # the feeder's and writer's CPU during the load only
 
     def add(self, calls, elapsed_s, broker_s):
         self.rates.append(calls / elapsed_s if elapsed_s else 0.0)
@@ -133,6 +141,7 @@ class Setups:
         stack.callback(self._delete_trace)
         self.plugin = PluginWatch(client, self.vhosts["plugin"])
         self.taps = {}
+        self.emitted = {}  # events emitted into a tap's vhost, by vhost
         for name, env in TAPS.items():
             how = ", ".join(f"{k}={v}" for k, v in env.items()) or "as it runs by default"
             out(f"overhead: starting Warren's tap ({how})")
@@ -140,21 +149,48 @@ class Setups:
             self.taps[name] = run_
             self.vhosts[name] = run_.vhost
 
+    @contextlib.contextmanager
+    def _indexing_held(self, tap):
+        """The tap's indexing (its own process, which pairs and stores, and the
+        feeder) stopped: capture goes on spooling and acking; the pipe to the
+        tap holds its few notices a second."""
+        pids = [tap.tap.pid] + [
+            child
+            for child in common.child_pids(tap.tap.pid)
+            if b"tracer.tap.feed" in _command_line(child)
+        ]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+
     def _delete_trace(self):
         with contextlib.suppress(BrokerError):
             self.client.delete_trace(self.vhosts["plugin"], self.vhosts["plugin"])
 
     def slice(self, condition):
         name = condition.name
-        tap = self.taps.get(name)
+        tap = self.taps.get(HELD.get(name, name))
         before = common.cpu_seconds_by_part(tap.tap.pid) if tap else None
-        calls, elapsed_s, broker_s = _load(self.config, self.vhosts[name], self.seconds)
+        with self._indexing_held(tap) if name in HELD else contextlib.nullcontext():
+            calls, elapsed_s, broker_s = _load(
+                self.config, tap.vhost if tap else self.vhosts[name], self.seconds
+            )
         condition.add(calls, elapsed_s, broker_s)
         if tap is not None:
+            during = common.cpu_seconds_by_part(tap.tap.pid)
+            condition.indexing_during_s += sum(
+                during[part] - before[part] for part in ("feeder", "writer")
+            )
             depth = queue_depth(tap.config, tap.vhost, settings.WARREN_TAP_QUEUE)
             condition.behind.append(depth)
-            emitted = EVENTS_PER_CALL * condition.calls
-            condition.unindexed.append(max(0, emitted - depth - tap.counter.count(tap.vhost)))
+            # Emitted into this tap's vhost so far, by whichever condition ran there.
+            self.emitted[tap.vhost] = self.emitted.get(tap.vhost, 0) + EVENTS_PER_CALL * calls
+            stored = tap.counter.count(tap.vhost)
+            condition.unindexed.append(max(0, self.emitted[tap.vhost] - depth - stored))
             started = time.monotonic()
             _steady(lambda: (tap.counter.count(tap.vhost), queue_depth(
                 tap.config, tap.vhost, settings.WARREN_TAP_QUEUE)))  # fmt: skip
@@ -167,6 +203,12 @@ class Setups:
             written = self.plugin.lines()
             condition.behind.append(max(0, EVENTS_PER_CALL * condition.calls - written))
             _steady(self.plugin.size)
+
+
+def _command_line(pid):
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b""
 
 
 def run(options, out):
@@ -218,6 +260,12 @@ def run(options, out):
         f"plugin {plugin:.2f}",
     )
     report.add(
+        "ratio to off, Warren's capture alone (the tap's indexing held during the load)",
+        "",
+        f"{median_ratio('capture'):.2f} ({spread('capture')})",
+        f"firehose alone {median_ratio('firehose'):.2f}",
+    )
+    report.add(
         "ratio to off, the firehose alone (no reader)",
         "",
         f"{median_ratio('firehose'):.2f} ({spread('firehose')})",
@@ -243,12 +291,25 @@ def run(options, out):
         f"{max(conditions['foreground'].settle_s):.1f} s",
     )
     report.add(
-        "broker CPU a call: off / firehose alone / plugin / tap",
+        "broker CPU a call: off / firehose alone / plugin / tap / capture alone",
         "",
         " / ".join(
             conditions[name].per_call_us(conditions[name].broker_s)
-            for name in ("off", "firehose", "plugin", "tap")
+            for name in ("off", "firehose", "plugin", "tap", "capture")
         ),
+    )
+    report.add(
+        "CPU a call of the tap's indexing during the load (the rest after it)",
+        "",
+        conditions["tap"].per_call_us(conditions["tap"].indexing_during_s),
+        f"at nice 0: "
+        f"{conditions['foreground'].per_call_us(conditions['foreground'].indexing_during_s)}",
+    )
+    report.add(
+        "CPU a call, capture alone (indexing held)",
+        "",
+        conditions["capture"].per_call_us(conditions["capture"].tap_s["capture"]),
+        f"with indexing: {conditions['tap'].per_call_us(conditions['tap'].tap_s['capture'])}",
     )
     for part in TAP_PARTS:
         report.add(
