@@ -4,6 +4,7 @@ Over real loopback connections (the tests run as root, which a packet socket
 needs) and against the real broker.
 """
 
+import contextlib
 import itertools
 import select
 import socket
@@ -24,13 +25,9 @@ from tests.tracer.tapping import client
 GAP_S = 0.005
 
 
-@pytest.fixture(params=["ring", "recvmsg"])
-def stamped_pair(request, monkeypatch):
-    """(server end, client end with packet stamps and its own kernel stamps, the
-    stamps): the copies read from the kernel's ring, and with recvmsg (where the
-    ring cannot be had)."""
-    if request.param == "recvmsg":
-        monkeypatch.setattr(packet_stamps, "RING_ARCHITECTURES", frozenset())
+@contextlib.contextmanager
+def _connected_with_stamps():
+    """(server end, client end with packet stamps and its own kernel stamps, the stamps)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -38,16 +35,28 @@ def stamped_pair(request, monkeypatch):
     ours = socket.socket()
     ours.bind(("0.0.0.0", 0))  # noqa: S104 - its own port, for the filter
     stamps = PacketStamps.open_for(ours, port)
-    assert stamps.ring == (request.param == "ring")
     ours.connect(("127.0.0.1", port))
     ours.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     theirs, _ = listener.accept()
     theirs.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.close()
-    yield theirs, ours, stamps
-    stamps.close()
-    theirs.close()
-    ours.close()
+    try:
+        yield theirs, ours, stamps
+    finally:
+        stamps.close()
+        theirs.close()
+        ours.close()
+
+
+@pytest.fixture(params=["ring", "recvmsg"])
+def stamped_pair(request, monkeypatch):
+    """A connection with packet stamps: the copies read from the kernel's ring,
+    and with recvmsg (where the ring cannot be had)."""
+    if request.param == "recvmsg":
+        monkeypatch.setattr(packet_stamps, "RING_ARCHITECTURES", frozenset())
+    with _connected_with_stamps() as pair:
+        assert pair[2].ring == (request.param == "ring")
+        yield pair
 
 
 def _send_apart(sock, parts):
@@ -101,18 +110,8 @@ def test_it_reads_the_ring_round_and_round(monkeypatch):
     """A ring of 256 frames, 600 packets read in three goes: every frame given
     back to the kernel is filled again, in order."""
     monkeypatch.setattr(packet_stamps, "RING_BLOCKS", 1)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    port = listener.getsockname()[1]
-    ours = socket.socket()
-    ours.bind(("0.0.0.0", 0))  # noqa: S104 - its own port, for the filter
-    stamps = PacketStamps.open_for(ours, port)
-    try:
+    with _connected_with_stamps() as (theirs, ours, stamps):
         assert stamps.ring
-        ours.connect(("127.0.0.1", port))
-        theirs, _ = listener.accept()
-        theirs.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         received = 0
         ends = []
         arrived = []
@@ -124,17 +123,12 @@ def test_it_reads_the_ring_round_and_round(monkeypatch):
                 received += len(ours.recv(65536))
                 ends.append(received)
             arrived += [stamps.stamp_at(end) for end in ends[len(arrived) :]]
-        assert received == 6000
-        assert stamps.packets == 600  # round the ring more than twice
-        assert stamps.missed == 0
-        assert None not in arrived
-        assert arrived == sorted(arrived)
-        assert len(set(arrived)) == 600  # each its own packet's
-        theirs.close()
-    finally:
-        stamps.close()
-        ours.close()
-        listener.close()
+    assert received == 6000
+    assert stamps.packets == 600  # round the ring more than twice
+    assert stamps.missed == 0
+    assert None not in arrived
+    assert arrived == sorted(arrived)
+    assert len(set(arrived)) == 600  # each its own packet's
 
 
 def test_it_places_segments_across_the_sequence_numbers_wrapping():
