@@ -35,6 +35,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,6 +169,26 @@ def _insert(db: sqlite3.Connection, first: int, row: _Row) -> int:
     return last
 
 
+def _write_ahead_log(db: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode (nothing to do once it is).
+
+    SQLite does not always call its busy handler for this: a process opening
+    the file while another one held it in the same instant (closing it, which
+    checkpoints the log, or recovering it) was told "database is locked" at
+    once, and capture and the feeder open one spool together at every start.
+    So it is tried again until the busy timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _upgrade_meta(db: sqlite3.Connection) -> None:
     """A spool written by an earlier version numbered frames in `sqlite_sequence`."""
     columns = [row[1] for row in db.execute("PRAGMA table_info(meta)")]
@@ -260,7 +281,7 @@ class Spool:
         self._db = sqlite3.connect(
             self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode = WAL")
+        _write_ahead_log(self._db, busy_timeout_s)
         self._db.execute("PRAGMA synchronous = FULL")
         # Not zeroing every released page (some builds do by default): that
         # wrote each frame twice, and a release needed as much free disk as
