@@ -16,9 +16,12 @@ def node(client: ManagementHTTP, name: str) -> JSON:
 
 
 def memory(client: ManagementHTTP, name: str) -> JSON:
-    """Where a node's memory goes: {category: bytes, …, "strategy", "total": {…}}."""
+    """Where a node's memory goes: {category: bytes, …, "strategy", "total": {…}};
+    {} while the node has no breakdown to give (it answers "not_available" then,
+    for a while after it starts)."""
     answer = cast(JSON, client.get(f"nodes/{segment(name)}/memory"))
-    return cast(JSON, answer.get("memory") or {})
+    found = answer.get("memory")
+    return cast(JSON, found) if isinstance(found, dict) else {}
 
 
 def listeners(client: ManagementHTTP) -> list[JSON]:

@@ -2,7 +2,7 @@
 
 Modes: "500" and "503" (the broker's JSON error with a reason), "html" (a
 proxy's page instead of JSON), "slow" (answers after 2.5 s), "lists" (JSON of
-another shape). The
+another shape), "memory-unavailable" (a node's memory breakdown not ready). The
 `sick_broker` fixture points Warren's default broker at it with a 1 s timeout.
 """
 
@@ -19,6 +19,8 @@ ANSWERS = {
     "html": (b"<html>proxy error</html>", 200),
     "slow": (b"{}", 200),
     "lists": (b'[["not", "a", "vhost"]]', 200),  # JSON, but not the shape asked for
+    # What a node answers for its memory breakdown for a while after it starts.
+    "memory-unavailable": (b'{"memory": "not_available"}', 200),
 }
 
 

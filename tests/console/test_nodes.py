@@ -8,6 +8,7 @@ from django.urls import reverse
 from console.nodes import alarms_of, memory_parts, node_detail
 from console.overview import node_summary
 from rabbit import nodes
+from rabbit.brokers import default_broker
 
 
 def test_it_lists_the_nodes_with_links_to_their_pages(viewer_client, mgmt):
@@ -73,6 +74,15 @@ def test_it_sorts_memory_largest_first_against_the_watermark_total():
     )
     assert [p.key for p in parts] == ["code", "binary"]
     assert (total, strategy, parts[0].share, parts[0].label) == (100, "rss", 30.0, "code")
+
+
+def test_it_reads_a_memory_breakdown_not_yet_available_as_none(sick_broker):
+    # Seen from a node just restarted: the node page drew its figures from a
+    # string and failed with a 500.
+    sick_broker.mode = "memory-unavailable"
+    memory = nodes.memory(default_broker().client(), "rabbit@starting")
+    assert memory == {}
+    assert memory_parts(memory) == ([], 0, "")
 
 
 def test_it_keeps_only_the_nodes_own_listeners():
