@@ -80,6 +80,10 @@ def test_it_runs_behind_the_traffic_with_capture_reading_first(scratch_vhost, se
     if allowed:
         assert len(rr) == 1
         assert others == {expected_tap}
+        # Started at the niceness the tap was started with, not the tap's
+        # background one, so that its start waits on no one (the reading
+        # thread keeps it; real-time scheduling ignores it from then on).
+        assert capture_threads[rr[0]][0] == base
     else:
         assert rr == []
     if setting is None and allowed:

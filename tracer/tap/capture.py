@@ -55,7 +55,7 @@ from tracer.tap.capture_messages import (
     FromCapture,
 )
 from tracer.tap.copies import RedeliveredCopies
-from tracer.tap.priority import raise_priority
+from tracer.tap.priority import raise_priority, set_thread_niceness
 from tracer.tap.spool import Spool, SpooledFrame, SpoolFull
 from tracer.times import now_us
 
@@ -116,6 +116,7 @@ def run(
     backlog: int,
     crash_after_commits: int,
     ack_together: bool = False,
+    committer_niceness: int | None = None,
 ) -> None:
     """Capture's main loop (the target of its process)."""
     try:
@@ -130,7 +131,13 @@ def run(
             url, vhost=vhost, name=name, decode_headers=False, packet_stamps=True
         ).connect()
         capture = Capture(
-            conn, consumer, spool, backlog, crash_after_commits, prefetch if ack_together else 0
+            conn,
+            consumer,
+            spool,
+            backlog,
+            crash_after_commits,
+            prefetch if ack_together else 0,
+            committer_niceness,
         )
         consumer.consume(queue, prefetch)
         conn.send((READY, spool.spool_id, stamping(consumer)))
@@ -171,8 +178,10 @@ class Capture:
         backlog: int,
         crash_after_commits: int = 0,
         ack_together: int = 0,
+        committer_niceness: int | None = None,
     ) -> None:
         self.conn = conn
+        self.committer_niceness = committer_niceness
         # Hold commits until this many deliveries were read (or HOLD_TOGETHER_S
         # passed): acking some of them would let the broker try the message
         # after them, which closed the last connection, while the rest wait
@@ -337,6 +346,9 @@ class Capture:
     # --- the committing thread ----------------------------------------------------
 
     def _commit_loop(self) -> None:
+        # Behind the traffic, as the rest of the tap: the process started at the
+        # tap's own first niceness, so that its start waited on no one.
+        set_thread_niceness(self.committer_niceness)
         try:
             while True:
                 with self._wake:

@@ -36,6 +36,9 @@ class CaptureConfig(TypedDict):
     # After a 541: the prefetch is the count left unacked; commit (and ack) them
     # all at once, so the broker tries the message it choked on only then.
     ack_together: bool
+    # The committer's niceness (the backgrounded tap's): capture itself starts
+    # at the niceness the tap was started with (tracer/tap/priority.py).
+    committer_niceness: int | None
 
 
 ToCapture: TypeAlias = (

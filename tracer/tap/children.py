@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ class Child:
     it ends when the pipe closes (the tap gone, even by SIGKILL).
     """
 
-    def __init__(self, module: str, config: tuple[str, Any]) -> None:
+    def __init__(
+        self, module: str, config: tuple[str, Any], on_start: Callable[[int], None] | None = None
+    ) -> None:
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
@@ -44,6 +47,8 @@ class Child:
             )
         finally:
             theirs.close()
+        if on_start is not None:
+            on_start(self.process.pid)
         self.conn: Connection[Any, Any] = Connection(ours.detach())
         self._lock = threading.Lock()
         self.send(config)

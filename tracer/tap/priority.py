@@ -7,10 +7,13 @@ the cores to the broker and its clients (`run_in_background`), and the
 indexer runs nicer still (WARREN_INDEX_NICENESS).
 """
 
+import contextlib
 import os
 import threading
 
 PRIORITY_BOOST = 5  # niceness taken off where real-time scheduling is refused
+# The niceness the tap was started with, once run_in_background made it nicer.
+_started_niceness: int | None = None
 
 
 def raise_priority() -> str:
@@ -70,7 +73,37 @@ def run_in_background(niceness: int) -> str:
             "at the priority it was started with: real-time scheduling is refused here, "
             "so capture could not be raised again"
         )
+    global _started_niceness
     now = os.getpriority(os.PRIO_PROCESS, 0)
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), now + niceness)
+    _started_niceness = now
     nice = os.getpriority(os.PRIO_PROCESS, 0)
     return f"as a background service at nice {nice} (capture's reading at real-time priority)"
+
+
+def start_unniced(pid: int) -> None:
+    """Give a process just started by the backgrounded tap (capture) the
+    niceness the tap was started with, until it raises its reading thread.
+
+    Started at the tap's niceness, capture waited for a core through its
+    start (the interpreter, its imports, the spool, the connection) whenever
+    the load kept the cores busy: 26 s once beside eight busy test workers,
+    longer than the tap waits for it, while the broker queued what was traced.
+    Only its first thread: the committer it starts later sets its own
+    (`background_niceness`).
+    """
+    if _started_niceness is not None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, _started_niceness)
+
+
+def background_niceness() -> int | None:
+    """The niceness of the backgrounded tap, for capture's committer (None: not backgrounded)."""
+    return None if _started_niceness is None else os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def set_thread_niceness(niceness: int | None) -> None:
+    """The calling thread's niceness (a thread's own, on Linux), where allowed."""
+    if niceness is not None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)

@@ -40,7 +40,7 @@ from rabbit import amqp, cluster
 from rabbit.field_tables import AMQPRawError
 from rabbit.management_http import BrokerError
 from tracer.models import SpoolPosition
-from tracer.tap import capture_messages, rescue
+from tracer.tap import capture_messages, priority, rescue
 from tracer.tap import feed as tap_feed
 from tracer.tap.children import Child, ChildRefused
 from tracer.tap.controls import ConnectionLost, Control
@@ -257,10 +257,15 @@ class VhostReader(threading.Thread):
             # The fault the tests need, in the first capture only.
             "crash_after_commits": 0 if self._sessions else config.crash_capture_after,
             "ack_together": bool(self._careful_prefetch),
+            "committer_niceness": priority.background_niceness(),
         }
         self._sessions += 1
         try:
-            self._capture = Child("tracer.tap.capture", (capture_messages.CONFIG, settings))
+            self._capture = Child(
+                "tracer.tap.capture",
+                (capture_messages.CONFIG, settings),
+                on_start=priority.start_unniced,
+            )
         except ChildRefused as refused:
             if refused.answer[0] == capture_messages.LOST:
                 # Lost while consuming, maybe on a message the broker cannot
