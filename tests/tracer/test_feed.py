@@ -72,6 +72,7 @@ def test_it_reads_what_capture_committed_when_told_not_by_looking_again_and_agai
 ):
     monkeypatch.setattr(feed, "LOOK_UNTOLD_S", 60.0)  # no untold look within this test
     writer = Spool(tmp_path / "v.0.spool", max_bytes=1 << 30)
+    writer.append([_frame(n) for n in range(3)])  # what waits when the feeder starts
     ours, theirs = Pipe()
     feeder = threading.Thread(
         target=feed.run,
@@ -81,14 +82,19 @@ def test_it_reads_what_capture_committed_when_told_not_by_looking_again_and_agai
     feeder.start()
     try:
         assert ours.recv() == (feed.READY,)
-        last = writer.append([_frame(n) for n in range(3)])  # a commit of capture's
+        # It looks once at its start, for what waits there; only then is the
+        # next commit one it was not told of (else it might find it at that look).
+        assert ours.poll(10), "what waited was not read at the start"
+        kind, pairs = ours.recv()
+        assert (kind, [seq for seq, _ in pairs]) == (feed.EVENTS, [1, 2, 3])
+        last = writer.append([_frame(n) for n in range(3, 6)])  # a commit of capture's
         assert not ours.poll(0.5)  # untold, it does not look
         ours.send((feed.SPOOLED, last))  # the tap passes capture's word on
         assert ours.poll(10), "nothing decoded once told"
         kind, pairs = ours.recv()
         assert kind == feed.EVENTS
-        assert [seq for seq, _ in pairs] == [1, 2, 3]
-        assert [bytes(event.body[:8]) for _, event in pairs] == [b"%08d" % n for n in range(3)]
+        assert [seq for seq, _ in pairs] == [4, 5, 6]
+        assert [bytes(event.body[:8]) for _, event in pairs] == [b"%08d" % n for n in range(3, 6)]
     finally:
         ours.send((feed.CLOSE,))
         feeder.join(5)
