@@ -30,7 +30,6 @@ and `DISK_RESERVE` besides, which is what releasing needs; a release that
 fails all the same leaves the frames where they were, for the next to take.
 """
 
-import array
 import contextlib
 import fcntl
 import os
@@ -38,14 +37,16 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import quote
+
+from tracer.tap.spool_rows import SpooledFrame, arrival_in_row, insert_row, pack_row, unpack_row
+
+__all__ = ["DISK_RESERVE", "SLOTS", "Spool", "SpoolFull", "SpoolSlot", "SpooledFrame"]
 
 _SCHEMA = """
 -- One row an append (a commit of capture's): its frames packed together (see
--- _pack). A row a frame cost capture more than reading and stamping them did.
+-- tracer/tap/spool_rows.py). A row a frame cost capture more than reading and stamping them did.
 CREATE TABLE IF NOT EXISTS batches (
     first_seq INTEGER PRIMARY KEY,  -- its frames are numbered first_seq..last_seq
     last_seq INTEGER NOT NULL,
@@ -79,10 +80,7 @@ SLOTS = 64  # spool files per vhost on one machine: one per tap process reading 
 # full window of small frames rewrites a few MiB of pages through the WAL).
 DISK_RESERVE = 16 * 1024**2
 ROW_OVERHEAD = 64  # bytes a frame takes beyond its routing key, header and body, at most
-REDELIVERED, BACKLOG = 1, 2  # a frame's flags
 MOVE_CHUNK = 2000  # frames a row when an earlier version's spool is moved into rows
-# Native byte order: a spool is a file of one machine, written and read there.
-_STAMP, _LENGTH = "q", "I"
 
 _MEASURE = "SELECT COALESCE(SUM(bytes), 0), COALESCE(SUM(last_seq - first_seq + 1), 0)"
 _UP_TO_SEQ = (
@@ -94,79 +92,6 @@ _ARRIVED_BEFORE = (
     "DELETE FROM batches WHERE newest_us < ?",
 )
 _COLUMNS = "first_seq, last_seq, stamps, flags, lengths, data"
-
-
-class _Row(NamedTuple):
-    """One append's frames as a row of `batches` holds them."""
-
-    size: int  # the frames' routing keys, headers and bodies, in bytes
-    oldest_us: int
-    newest_us: int
-    stamps: bytes
-    flags: bytes
-    lengths: bytes
-    data: bytes
-
-
-def _pack(frames: "Sequence[SpooledFrame]") -> _Row:
-    """One row of `frames`: a few arrays and one join, where a row a frame bound
-    seven values a frame and inserted each on its own (in capture, a commit of
-    2,000 frames of 500 bytes cost 10.7 µs of CPU a frame so, and 4.0 packed;
-    `bench capture` prints capture's cost an event). Packed before the write
-    transaction, which then holds the spool's lock for the insert alone."""
-    stamps = array.array(_STAMP, [v for f in frames for v in (f.arrived_us, f.stamp_error_us)])
-    flags = bytes([f.redelivered | f.backlog << 1 for f in frames])
-    lengths = array.array(
-        _LENGTH, [n for f in frames for n in (len(f.routing_key), len(f.header), len(f.body))]
-    )
-    data = b"".join([part for f in frames for part in (f.routing_key, f.header, f.body)])
-    arrivals = stamps[0::2]
-    return _Row(
-        sum(lengths), min(arrivals), max(arrivals), stamps.tobytes(), flags, lengths.tobytes(), data
-    )
-
-
-def _array(kind: str, blob: bytes) -> "array.array[int]":
-    numbers = array.array(kind)
-    numbers.frombytes(blob)
-    return numbers
-
-
-def _unpack(
-    stamps_blob: bytes, flags: bytes, lengths_blob: bytes, data: bytes
-) -> list["SpooledFrame"]:
-    stamps = _array(_STAMP, stamps_blob)
-    lengths = _array(_LENGTH, lengths_blob)
-    frames = []
-    at = 0
-    for i, flag in enumerate(flags):
-        key_end = at + lengths[3 * i]
-        header_end = key_end + lengths[3 * i + 1]
-        body_end = header_end + lengths[3 * i + 2]
-        frames.append(
-            SpooledFrame(
-                stamps[2 * i],
-                stamps[2 * i + 1],
-                bool(flag & REDELIVERED),
-                bool(flag & BACKLOG),
-                data[at:key_end],
-                data[key_end:header_end],
-                data[header_end:body_end],
-            )
-        )
-        at = body_end
-    return frames
-
-
-def _insert(db: sqlite3.Connection, first: int, row: _Row) -> int:
-    """`row`, its frames numbered from `first`; the last one's number."""
-    last = first + len(row.flags) - 1
-    db.execute(
-        "INSERT INTO batches (first_seq, last_seq, bytes, oldest_us, newest_us, stamps, flags, "
-        "lengths, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (first, last, *row),
-    )
-    return last
 
 
 def _write_ahead_log(db: sqlite3.Connection, timeout_s: float) -> None:
@@ -223,40 +148,18 @@ def _move_frames_into_batches(db: sqlite3.Connection) -> None:
         first = 0
         for seq, arrived, error, again, backlog, key, header, body in rows:
             if run and (seq != first + len(run) or len(run) >= MOVE_CHUNK):
-                _insert(db, first, _pack(run))
+                insert_row(db, first, pack_row(run))
                 run = []
             if not run:
                 first = seq
             run.append(SpooledFrame(arrived, error, bool(again), bool(backlog), key, header, body))
         if run:
-            _insert(db, first, _pack(run))
+            insert_row(db, first, pack_row(run))
         db.execute("DROP TABLE frames")
     except BaseException:
         _roll_back(db)
         raise
     db.execute("COMMIT")
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledFrame:
-    """One trace message as capture read it."""
-
-    arrived_us: int  # the kernel's arrival stamp of its last bytes (µs since the epoch)
-    stamp_error_us: int  # how late that stamp may be (0: read as it came)
-    redelivered: bool  # the broker delivered it before (a capture that died before its ack)
-    backlog: bool  # it waited in the tap queue while no capture read it
-    routing_key: bytes
-    header: bytes  # the content header's property flags and encoded properties
-    body: bytes
-
-    @property
-    def identity(self) -> tuple[bytes, bytes, bytes]:
-        """What the broker sends again, byte for byte, when it redelivers it."""
-        return (self.routing_key, self.header, self.body)
-
-    @property
-    def size(self) -> int:
-        return len(self.routing_key) + len(self.header) + len(self.body)
 
 
 class SpoolFull(Exception):
@@ -315,7 +218,7 @@ class Spool:
             if acked_upto is not None:
                 self.mark_acked(acked_upto)
             return self.last_seq()
-        row = _pack(frames)
+        row = pack_row(frames)
         size = row.size
         self._check_disk(size + ROW_OVERHEAD * len(frames))
         db = self._db
@@ -329,7 +232,7 @@ class Spool:
                     f"the spool holds {held:,} bytes; {size:,} more would pass its bound "
                     f"of {self.max_bytes:,}"
                 )
-            last = _insert(db, self._sequence() + 1, row)
+            last = insert_row(db, self._sequence() + 1, row)
             db.execute(
                 "UPDATE meta SET last_seq = ?, acked_seq = MAX(acked_seq, ?)",
                 (last, acked_upto or 0),
@@ -390,7 +293,7 @@ class Spool:
         """A row's frames; the last row read is kept: an indexer reads a commit
         of capture's in several parts."""
         if self._unpacked is None or self._unpacked[0] != first:
-            self._unpacked = (first, _unpack(*packed))
+            self._unpacked = (first, unpack_row(*packed))
         return self._unpacked[1]
 
     def release(self, upto: int) -> int:
@@ -465,7 +368,7 @@ class Spool:
         if row is None:
             return None
         first, stamps = row
-        return int(_array(_STAMP, stamps)[2 * max(0, position + 1 - first)])
+        return arrival_in_row(stamps, position + 1 - first)
 
     def oldest_us(self) -> int | None:
         """When the oldest frame held arrived, or None when empty."""
