@@ -15,7 +15,6 @@ Gaps — the tap away, a lost connection, tracing found off, events dropped by
 the bounded queue — become TapGap rows.
 """
 
-import contextlib
 import logging
 import os
 import queue
@@ -39,6 +38,7 @@ from tracer.tap.config import TapConfig
 from tracer.tap.controls import Control
 from tracer.tap.decoding import Captured
 from tracer.tap.gaps import Gaps
+from tracer.tap.priority import set_thread_niceness
 from tracer.tap.reader import Chunk, VhostReader
 from tracer.times import from_us, now_us
 
@@ -113,9 +113,7 @@ class Tap:
         reason = "stopped"
         try:
             self._sync_readers()
-            with contextlib.suppress(OSError):
-                niceness = os.getpriority(os.PRIO_PROCESS, 0) + self.config.index_niceness
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+            set_thread_niceness(os.getpriority(os.PRIO_PROCESS, 0) + self.config.index_niceness)
             self._loop()
         except BaseException as error:
             reason = f"failed: {type(error).__name__}: {error}"
