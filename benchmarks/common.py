@@ -341,7 +341,7 @@ def cpu_seconds_by_part(pid):
     parts = {"capture": 0.0, "feeder": 0.0, "writer": 0.0}
     for one in [pid, *child_pids(pid)]:
         with contextlib.suppress(OSError):
-            command = Path(f"/proc/{one}/cmdline").read_bytes()
+            command = command_line(one)
             part = (
                 "capture" if b"tracer.tap.capture" in command
                 else "feeder" if b"tracer.tap.feed" in command
@@ -349,6 +349,13 @@ def cpu_seconds_by_part(pid):
             )  # fmt: skip
             parts[part] += cpu_seconds(one, children=False)
     return parts
+
+
+def command_line(pid):
+    """A process's command line as /proc holds it (b"" when it is gone)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    return b""
 
 
 def child_pids(pid):

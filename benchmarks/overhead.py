@@ -28,7 +28,6 @@ import os
 import signal
 import statistics
 import time
-from pathlib import Path
 
 from django.conf import settings
 
@@ -157,7 +156,7 @@ class Setups:
         pids = [tap.tap.pid] + [
             child
             for child in common.child_pids(tap.tap.pid)
-            if b"tracer.tap.feed" in _command_line(child)
+            if b"tracer.tap.feed" in common.command_line(child)
         ]
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
@@ -203,12 +202,6 @@ class Setups:
             written = self.plugin.lines()
             condition.behind.append(max(0, EVENTS_PER_CALL * condition.calls - written))
             _steady(self.plugin.size)
-
-
-def _command_line(pid):
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    return b""
 
 
 def run(options, out):
