@@ -1,13 +1,15 @@
 """Overhead: what tracing costs the traffic it watches.
 
-The same RPC load (several clients, as fast as they go) runs under five
+The same RPC load (several clients, as fast as they go) runs under six
 conditions, each in a vhost of its own set up once: tracing off; tracing on
 into a queue that keeps only the newest 1,000 events, nothing reading it (the
 broker's own cost, the floor under any outside tracer); tracing by the
 broker's rabbitmq_tracing plugin (json, pattern `#`) and no tap; tracing on
 with Warren's tap attached (a subprocess storing into a scratch database),
-once as it runs by default (a background service, nice 10) and once at the
-load's priority; and the default tap again with its indexing held (stopped)
+once as it runs by default (a background service, nice 10, its indexing
+paused while the machine is busy: tracer/tap/give_way.py) and once with its
+indexing never pausing (WARREN_INDEX_PAUSE_MAX=0, the previous default); and
+the default tap again with its indexing held (stopped)
 for the slice and let go after it: what capture alone costs the traffic, apart
 from what indexing at the same time costs it.
 
@@ -42,8 +44,8 @@ from rabbit.management_http import BrokerError
 GOAL_RATIO = 0.75
 FLOOR_QUEUE = "warren.bench.firehose-floor"
 SETTLE_LIMIT_S = 60.0
-CONDITIONS = ("off", "firehose", "plugin", "tap", "foreground", "capture")
-TAPS = {"tap": {}, "foreground": {"WARREN_TAP_NICENESS": "0"}}  # their settings
+CONDITIONS = ("off", "firehose", "plugin", "tap", "unpaused", "capture")
+TAPS = {"tap": {}, "unpaused": {"WARREN_INDEX_PAUSE_MAX": "0"}}  # their settings
 HELD = {"capture": "tap"}  # a condition that runs a tap with its indexing held
 TAP_PARTS = ("capture", "feeder", "writer")
 
@@ -53,7 +55,7 @@ def add_arguments(parser):
         "--overhead-seconds", type=float, default=6.0, help="each slice of load (overhead)"
     )
     parser.add_argument(
-        "--overhead-rounds", type=int, default=4, help="rounds of the five slices (overhead)"
+        "--overhead-rounds", type=int, default=4, help="rounds of the six slices (overhead)"
     )
 
 
@@ -80,8 +82,8 @@ def _load(config, vhost, seconds):
     return load.calls, load.elapsed_s, broker_s
 
 
-def _steady(read, limit_s=SETTLE_LIMIT_S, quiet_s=1.0):
-    """Wait until `read()` stops changing for `quiet_s` (at most `limit_s`)."""
+def _steady(read, limit_s=SETTLE_LIMIT_S, quiet_s=1.0, done=lambda value: True):
+    """Wait until `read()` stops changing for `quiet_s` and is `done` (at most `limit_s`)."""
     deadline = time.monotonic() + limit_s
     previous, since = read(), time.monotonic()
     while time.monotonic() < deadline:
@@ -89,7 +91,7 @@ def _steady(read, limit_s=SETTLE_LIMIT_S, quiet_s=1.0):
         value = read()
         if value != previous:
             previous, since = value, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
+        elif time.monotonic() - since >= quiet_s and done(value):
             return
 
 
@@ -106,10 +108,13 @@ class Condition:
         self.unindexed = []  # events captured but not yet stored, by slice (taps)
         self.settle_s = []  # seconds until everything was stored after a slice (taps)
         self.indexing_during_s = 0.0  # the feeder's and writer's CPU during the load only
+        self.seconds = 0.0  # of load, in all
+        self.paused_s = 0.0  # indexing paused for a busy machine, in all (taps)
 
     def add(self, calls, elapsed_s, broker_s):
         self.rates.append(calls / elapsed_s if elapsed_s else 0.0)
         self.calls += calls
+        self.seconds += elapsed_s
         self.broker_s += broker_s
 
     def per_call_us(self, cpu_s):
@@ -117,7 +122,7 @@ class Condition:
 
 
 class Setups:
-    """The five vhosts, set up once; `slice(name)` runs one slice of load in one."""
+    """The six conditions' vhosts, set up once; `slice(name)` runs one slice of load in one."""
 
     def __init__(self, stack, options, out, seconds):
         self.seconds = seconds
@@ -174,6 +179,7 @@ class Setups:
         name = condition.name
         tap = self.taps.get(HELD.get(name, name))
         before = common.cpu_seconds_by_part(tap.tap.pid) if tap else None
+        paused_before = _paused_s(tap) if tap else 0.0
         with self._indexing_held(tap) if name in HELD else contextlib.nullcontext():
             calls, elapsed_s, broker_s = _load(
                 self.config, tap.vhost if tap else self.vhosts[name], self.seconds
@@ -191,9 +197,13 @@ class Setups:
             stored = tap.counter.count(tap.vhost)
             condition.unindexed.append(max(0, self.emitted[tap.vhost] - depth - stored))
             started = time.monotonic()
+            # Steady, and the spool empty: a paused indexing stores nothing for a
+            # second or more after the load, which "no change" alone took for done.
             _steady(lambda: (tap.counter.count(tap.vhost), queue_depth(
-                tap.config, tap.vhost, settings.WARREN_TAP_QUEUE)))  # fmt: skip
+                tap.config, tap.vhost, settings.WARREN_TAP_QUEUE), _spool_held(tap)),
+                done=lambda value: value[2] == 0)  # fmt: skip
             condition.settle_s.append(time.monotonic() - started)
+            condition.paused_s += _paused_s(tap) - paused_before
             # Through the settling too: what indexing put off is paid for then.
             after = common.cpu_seconds_by_part(tap.tap.pid)
             for part in TAP_PARTS:
@@ -202,6 +212,18 @@ class Setups:
             written = self.plugin.lines()
             condition.behind.append(max(0, EVENTS_PER_CALL * condition.calls - written))
             _steady(self.plugin.size)
+
+
+def _spool_held(tap):
+    """Frames the tap's spool holds, as its session said last (once a second)."""
+    rows = tap.counter.query("SELECT spool_frames FROM tracer_tapsession ORDER BY id DESC LIMIT 1")
+    return int(rows[0][0]) if rows else 0
+
+
+def _paused_s(tap):
+    """Seconds the tap's indexing paused for a busy machine so far (its session's figure)."""
+    rows = tap.counter.query("SELECT max(index_paused_s) FROM tracer_tapsession")
+    return float(rows[0][0] or 0.0) if rows else 0.0
 
 
 def run(options, out):
@@ -230,7 +252,7 @@ def run(options, out):
         values = ratios(name)
         return f"rounds {min(values):.2f}–{max(values):.2f}" if values else ""
 
-    tap, foreground, plugin = (median_ratio(name) for name in ("tap", "foreground", "plugin"))
+    tap, unpaused, plugin = (median_ratio(name) for name in ("tap", "unpaused", "plugin"))
     off_rate = statistics.median(off.rates)
     report.add("calls/s, tracing off (median of rounds)", "", f"{off_rate:,.0f}")
     report.add(
@@ -247,10 +269,16 @@ def run(options, out):
         ok=tap >= GOAL_RATIO and tap >= plugin,
     )
     report.add(
-        "ratio to off, Warren's tap at the load's priority (WARREN_TAP_NICENESS=0)",
+        "ratio to off, Warren's tap never pausing its indexing (WARREN_INDEX_PAUSE_MAX=0)",
         "",
-        f"{foreground:.2f} ({spread('foreground')})",
+        f"{unpaused:.2f} ({spread('unpaused')})",
         f"plugin {plugin:.2f}",
+    )
+    report.add(
+        "seconds the tap's indexing paused for the busy machine, of the seconds of load",
+        "",
+        f"{conditions['tap'].paused_s:.0f} of {conditions['tap'].seconds:.0f}",
+        f"never pausing: {conditions['unpaused'].paused_s:.0f}",
     )
     report.add(
         "ratio to off, Warren's capture alone (the tap's indexing held during the load)",
@@ -267,21 +295,22 @@ def run(options, out):
         "rounds where the tap's ratio >= the plugin's",
         "",
         f"{sum(t >= p for t, p in zip(ratios('tap'), ratios('plugin'), strict=True))} of {rounds}",
-        "at nice 0: "
-        f"{sum(t >= p for t, p in zip(ratios('foreground'), ratios('plugin'), strict=True))}",
+        "never pausing: "
+        f"{sum(t >= p for t, p in zip(ratios('unpaused'), ratios('plugin'), strict=True))}",
     )
     report.add(
         "events not yet read (tap queue) / written (plugin) when a slice stopped, most",
         "",
-        f"{max(conditions['tap'].behind):,} (at nice 0: {max(conditions['foreground'].behind):,})",
+        f"{max(conditions['tap'].behind):,} "
+        f"(never pausing: {max(conditions['unpaused'].behind):,})",
         f"plugin {max(conditions['plugin'].behind):,}",
     )
     report.add(
         "events read but not yet stored when a slice stopped, most; then stored within",
         "",
         f"{max(conditions['tap'].unindexed):,}; {max(conditions['tap'].settle_s):.1f} s",
-        f"at nice 0: {max(conditions['foreground'].unindexed):,}; "
-        f"{max(conditions['foreground'].settle_s):.1f} s",
+        f"never pausing: {max(conditions['unpaused'].unindexed):,}; "
+        f"{max(conditions['unpaused'].settle_s):.1f} s",
     )
     report.add(
         "broker CPU a call: off / firehose alone / plugin / tap / capture alone",
@@ -295,8 +324,8 @@ def run(options, out):
         "CPU a call of the tap's indexing during the load (the rest after it)",
         "",
         conditions["tap"].per_call_us(conditions["tap"].indexing_during_s),
-        f"at nice 0: "
-        f"{conditions['foreground'].per_call_us(conditions['foreground'].indexing_during_s)}",
+        "never pausing: "
+        f"{conditions['unpaused'].per_call_us(conditions['unpaused'].indexing_during_s)}",
     )
     report.add(
         "CPU a call, capture alone (indexing held)",
@@ -309,8 +338,8 @@ def run(options, out):
             f"CPU a call, the tap's {part}",
             "",
             conditions["tap"].per_call_us(conditions["tap"].tap_s[part]),
-            f"at nice 0: "
-            f"{conditions['foreground'].per_call_us(conditions['foreground'].tap_s[part])}",
+            "never pausing: "
+            f"{conditions['unpaused'].per_call_us(conditions['unpaused'].tap_s[part])}",
         )
     report.note(
         f"{rounds} round(s) of {seconds:.0f} s slices, each condition in a vhost of its own "

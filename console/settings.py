@@ -92,6 +92,9 @@ WARREN_INDEX_NICENESS = env_int("WARREN_INDEX_NICENESS", 5, minimum=0, maximum=1
 # How much nicer than it was started the tap runs, all of it but capture's reading
 # (real-time where allowed): a background service, behind the traffic it watches.
 WARREN_TAP_NICENESS = env_int("WARREN_TAP_NICENESS", 10, minimum=0, maximum=19)
+# Indexing pauses while the machine's cores are busy with other work, at most
+# this many seconds behind (tracer/tap/give_way.py); 0: it never pauses.
+WARREN_INDEX_PAUSE_MAX = env_int("WARREN_INDEX_PAUSE_MAX", 30, minimum=0)
 WARREN_MASKED_FIELDS = [
     name.lower()
     for name in env_list(

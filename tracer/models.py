@@ -222,6 +222,10 @@ class TapSession(models.Model):
     index_lag_s = models.FloatField(default=0)
     spool_bytes = models.BigIntegerField(default=0)
     spool_frames = models.BigIntegerField(default=0)
+    # Indexing paused now because the machine is busy (tracer/tap/give_way.py),
+    # and for how long in all in this session (s).
+    index_paused = models.BooleanField(default=False)
+    index_paused_s = models.FloatField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["heartbeat_at"], name="tracer_tap_heartbeat")]

@@ -59,6 +59,7 @@ def run_environment(folder: Path, port: int) -> dict[str, str]:
     for name in (
         "DATABASE_URL",
         "WARREN_INDEX_NICENESS",
+        "WARREN_INDEX_PAUSE_MAX",
         "WARREN_TAP_NICENESS",
         "WARREN_TRACE_VHOSTS",
         "WARREN_ADMIN_USER",

@@ -347,6 +347,11 @@ def tap_metrics(tracing: TracingAsk) -> Iterator[Metric]:
             max((s.index_lag_s for s in alive), default=0.0),
         ),
         (
+            "warren_tap_index_paused",
+            "1 while indexing pauses because the machine is busy, else 0.",
+            float(any(s.index_paused for s in alive)),
+        ),
+        (
             "warren_tap_queue_depth",
             "Events waiting in the tap queues now.",
             float(sum(s.queue_depth for s in alive)),

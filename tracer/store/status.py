@@ -79,6 +79,9 @@ def tap_status(tracing=True):
     status["lag_ms"] = max((s.lag_ms for s in shown), default=0.0)
     # How far indexing is behind capture: the oldest spooled frame not yet stored.
     status["index_lag_s"] = max((s.index_lag_s for s in alive), default=0.0)
+    # Paused while the machine is busy (tracer/tap/give_way.py); seconds paused in all.
+    status["index_paused"] = any(s.index_paused for s in alive)
+    status["index_paused_s"] = round(sum(s.index_paused_s for s in shown), 3)
     status["heartbeat_at"] = iso(max((s.heartbeat_at for s in shown), default=None))
     status["connected"] = connected
     status["problems"] = problems
@@ -97,6 +100,7 @@ def tap_health():
         "last_event_at",
         "lag_ms",
         "index_lag_s",
+        "index_paused",
         "spool_bytes",
         "queue_depth",
         "dropped",

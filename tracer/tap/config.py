@@ -32,6 +32,7 @@ class TapOverrides(TypedDict, total=False):
     spool_max: int | None
     spool_max_age_s: float | None
     index_niceness: int | None
+    index_pause_max_s: float | None
     follow_choice: bool | None
 
 
@@ -60,6 +61,8 @@ class TapConfig:
     spool_max: int = 4 * 1024**3
     spool_max_age_s: float = 7 * 86400.0
     index_niceness: int = 5  # the writer thread and the feeders run this much nicer than capture
+    # Indexing pauses while the machine is busy, at most this far behind (0: never).
+    index_pause_max_s: float = 30.0
     # Read the vhosts chosen in the console (tracer/store/traced.py; `vhosts`
     # seeds that choice), not `vhosts` alone: what `manage.py tap` does
     # unless --vhost names them.
@@ -80,6 +83,7 @@ class TapConfig:
             "spool_max": settings.WARREN_SPOOL_MAX,
             "spool_max_age_s": settings.WARREN_SPOOL_MAX_AGE,
             "index_niceness": settings.WARREN_INDEX_NICENESS,
+            "index_pause_max_s": float(settings.WARREN_INDEX_PAUSE_MAX),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

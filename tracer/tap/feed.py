@@ -6,7 +6,9 @@ the database says was stored last, decodes each once (tracer/tap/decoding.py)
 and hands the decoded events, with their spool sequence numbers, to the tap's
 writer through a pipe. The writer commits them with the spool position in one
 transaction, then says so (STORED): only then are they released from the spool.
-It runs niced, below capture: indexing may fall behind, reading may not.
+It runs niced, below capture: indexing may fall behind, reading may not; and
+while the machine is busy it pauses when the tap says so (PAUSE; the tap
+decides, tracer/tap/give_way.py), releasing what is stored but decoding nothing.
 
 It reads the spool when the tap passes on capture's word that a commit made
 more of it durable (and, untold, twice a second). At most WINDOW events are
@@ -36,6 +38,7 @@ from tracer.tap.spool import Spool, SpooledFrame
 CONFIG: Final = "config"
 SPOOLED: Final = "spooled"  # capture made the spool durable up to this sequence number
 STORED: Final = "stored"  # committed up to this sequence number
+PAUSE: Final = "pause"  # (PAUSE, True): decode nothing until (PAUSE, False); tracer/tap/give_way.py
 CLOSE: Final = "close"
 # Feeder -> tap
 READY: Final = "ready"
@@ -61,6 +64,7 @@ class FeederConfig(TypedDict):
     body_limit: int
     vhost: str
     niceness: int  # how much nicer than capture (WARREN_INDEX_NICENESS)
+    paused: bool  # start paused: the machine is busy (tracer/tap/give_way.py)
 
 
 # (spool sequence number, event); 0: an event rescued through the management API.
@@ -69,6 +73,7 @@ ToFeeder: TypeAlias = (
     tuple[Literal["config"], FeederConfig]
     | tuple[Literal["spooled"], int]
     | tuple[Literal["stored"], int]
+    | tuple[Literal["pause"], bool]
     | tuple[Literal["close"]]
 )
 FromFeeder: TypeAlias = tuple[Literal["ready"]] | tuple[Literal["events"], list[Pair]]
@@ -99,6 +104,7 @@ def run(
     body_limit: int,
     vhost: str,
     niceness: int,
+    paused: bool = False,
 ) -> None:
     """The feeder's main loop (the target of its process)."""
     with contextlib.suppress(OSError):
@@ -106,13 +112,19 @@ def run(
     spool = Spool(spool_path, spool_max)
     try:
         conn.send((READY,))
-        _loop(conn, spool, position, stored, body_limit, vhost)
+        _loop(conn, spool, position, stored, body_limit, vhost, paused)
     finally:
         spool.close()
 
 
 def _loop(
-    conn: FeederEnd, spool: Spool, position: int, stored: int, body_limit: int, vhost: str
+    conn: FeederEnd,
+    spool: Spool,
+    position: int,
+    stored: int,
+    body_limit: int,
+    vhost: str,
+    paused: bool,
 ) -> None:
     pipe = conn.fileno()
     sent = position
@@ -129,7 +141,7 @@ def _loop(
                 retry_at = now + RELEASE_RETRY_S
         # Sequence numbers in flight (an upper bound of the events: numbers skip
         # where the spool's age bound dropped frames).
-        room = WINDOW - (sent - stored)
+        room = 0 if paused else WINDOW - (sent - stored)
         frames: list[tuple[int, SpooledFrame]] = []
         if room > 0 and (spooled > sent or now - looked_at >= LOOK_UNTOLD_S):
             frames = spool.read(after=sent, limit=min(CHUNK, room))
@@ -140,7 +152,7 @@ def _loop(
                 sent = frames[-1][0]
             else:
                 spooled = sent  # what was said to be there went with the age bound
-        more = (len(frames) == CHUNK or spooled > sent) and sent - stored < WINDOW
+        more = (len(frames) == CHUNK or spooled > sent) and sent - stored < WINDOW and not paused
         wait = 0.0 if more else LOOK_UNTOLD_S
         if released < stored:
             wait = min(wait, max(0.0, retry_at - now))
@@ -151,6 +163,8 @@ def _loop(
                     spooled = max(spooled, message[1])
                 elif message[0] == STORED and message[1] > stored:
                     stored = message[1]  # released at the top of the loop
+                elif message[0] == PAUSE:
+                    paused = message[1]
                 elif message[0] == CLOSE:
                     return
 

@@ -28,6 +28,10 @@ class FeederLink:
             child.close(tap_feed.CLOSE)
         self._child = Child("tracer.tap.feed", (tap_feed.CONFIG, settings))
 
+    def pid(self) -> int | None:
+        """Its process id, None while there is no feeder."""
+        return self._child.process.pid if self._child is not None else None
+
     def fileno(self) -> int | None:
         """Its pipe, readable when it sent events; None while there is no feeder."""
         return self._child.conn.fileno() if self._child is not None else None

@@ -38,6 +38,7 @@ from tracer.tap.config import TapConfig
 from tracer.tap.controls import Control
 from tracer.tap.decoding import Captured
 from tracer.tap.gaps import Gaps
+from tracer.tap.give_way import IndexingPauses
 from tracer.tap.priority import set_thread_niceness
 from tracer.tap.reader import Chunk, VhostReader
 from tracer.times import from_us, now_us
@@ -47,6 +48,7 @@ log = logging.getLogger("tracer.tap")
 ALL_VHOSTS = "*"
 TICK_S = 1.0
 VHOST_SCAN_S = 10.0
+PAUSED_WAIT_S = 0.1  # how often a paused writer looks whether indexing resumed
 ALIVE_S = 10.0  # a session whose heartbeat is older than this is not running
 # Longest pause between tries of a batch the database refuses: with a try's own
 # wait (PostgreSQL's lock_timeout, 5 s), the session's heartbeat stays fresher
@@ -88,6 +90,10 @@ class Tap:
         self._positions: dict[str, int] = {}  # spool id -> position, in the batch being stored
         self._full_since: dict[str, int] = {}  # vhost -> when its spool became full
         self._spool: tuple[int, int, float] = (0, 0, 0.0)  # bytes, frames, index lag (s)
+        # Indexing paused while the machine is busy (tracer/tap/give_way.py).
+        self.pauses = IndexingPauses(
+            config.index_pause_max_s, lambda: self.readers.values(), lambda: self._spool[2]
+        )
         # Readers start from this thread, which is not niced: their capture
         # processes inherit its priority, not the writer's.
         self._launches: queue.SimpleQueue[VhostReader | None] = queue.SimpleQueue()
@@ -110,6 +116,7 @@ class Tap:
         self._start_session()
         launcher = threading.Thread(target=self._launcher, name="tap-launcher", daemon=True)
         launcher.start()
+        self.pauses.start()  # before the writer's niceness: its thread keeps the tap's
         reason = "stopped"
         try:
             self._sync_readers()
@@ -121,6 +128,7 @@ class Tap:
             raise
         finally:
             self.stopping.set()
+            self.pauses.stop()
             self._launches.put(None)
             self._finish(reason)
 
@@ -131,7 +139,11 @@ class Tap:
     def _loop(self) -> None:
         next_tick = time.monotonic() + TICK_S
         while True:
-            items = self._collect()
+            # Paused, what the feeders sent before waits decoded in the inbox.
+            paused = self.pauses.paused and not self.stopping.is_set()
+            items = [] if paused else self._collect()
+            if paused:
+                time.sleep(PAUSED_WAIT_S)
             if items:
                 self._handle(items)
             if time.monotonic() >= next_tick:
@@ -313,6 +325,8 @@ class Tap:
             spool_bytes=self._spool[0],
             spool_frames=self._spool[1],
             index_lag_s=round(self._spool[2], 3),
+            index_paused=self.pauses.decision.paused,
+            index_paused_s=round(self.pauses.decision.paused_s, 3),
         )
         fields.update(extra)
         assert self.session_id is not None  # _start_session comes first

@@ -89,6 +89,7 @@ class VhostReader(threading.Thread):
         self._channel: Any = None  # pika's, on that connection
         self._capture: Child | None = None
         self._feeder = FeederLink(vhost)
+        self._indexing_paused = False  # the machine is busy: tracer/tap/give_way.py
         self.slot: SpoolSlot | None = None
         self.spool: Spool | None = None  # for the writer's figures (bytes held, lag)
         self.spool_id = ""
@@ -225,8 +226,18 @@ class VhostReader(threading.Thread):
                 "body_limit": config.body_limit,
                 "vhost": self.vhost,
                 "niceness": config.index_niceness,
+                "paused": self._indexing_paused,
             }
         )
+
+    def pause_indexing(self, paused: bool) -> None:
+        """Pause or resume the feeder's decoding (the writer's thread; thread-safe)."""
+        self._indexing_paused = paused
+        self._feeder.tell((tap_feed.PAUSE, paused))
+
+    def feeder_pid(self) -> int | None:
+        """The feeder's process id: its CPU is indexing's (tracer/tap/give_way.py)."""
+        return self._feeder.pid()
 
     # --- one connection ------------------------------------------------------
 
