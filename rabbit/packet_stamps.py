@@ -47,7 +47,9 @@ from typing import Final
 
 from rabbit.arrival import SO_TIMESTAMPNS, STAMP_SPACE, kernel_stamp_ns
 
-ETH_P_ALL: Final = 0x0003
+ETH_P_ALL: Final = 0x0003  # every protocol, both ways (a capture of the wire's)
+ETH_P_IP: Final = 0x0800
+ETH_P_IPV6: Final = 0x86DD
 PACKET_HOST: Final = 0  # addressed to this host (a packet going out is PACKET_OUTGOING)
 SOL_PACKET: Final = 263
 PACKET_STATISTICS: Final = 6
@@ -214,8 +216,12 @@ class PacketStamps:
         if not sys.platform.startswith("linux") or not hasattr(socket, "AF_PACKET"):
             raise PacketStampsRefused("packet sockets are Linux's")
         local_port = connection.getsockname()[1]
+        # The connection's own protocol, not every packet's (ETH_P_ALL): a socket
+        # for all protocols is also handed a copy (a clone) of every packet any
+        # process sends, on every interface, before its filter drops it.
+        protocol = ETH_P_IPV6 if connection.family == socket.AF_INET6 else ETH_P_IP
         try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(protocol))
         except PermissionError as error:
             raise PacketStampsRefused(f"a packet socket needs CAP_NET_RAW: {error}") from error
         except OSError as error:

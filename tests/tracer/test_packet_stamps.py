@@ -6,6 +6,7 @@ needs) and against the real broker.
 
 import contextlib
 import itertools
+import os
 import select
 import socket
 import statistics
@@ -26,16 +27,17 @@ GAP_S = 0.005
 
 
 @contextlib.contextmanager
-def _connected_with_stamps():
+def _connected_with_stamps(loopback="127.0.0.1"):
     """(server end, client end with packet stamps and its own kernel stamps, the stamps)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    family = socket.AF_INET6 if ":" in loopback else socket.AF_INET
+    listener = socket.socket(family)
+    listener.bind((loopback, 0))
     listener.listen(1)
     port = listener.getsockname()[1]
-    ours = socket.socket()
-    ours.bind(("0.0.0.0", 0))  # noqa: S104 - its own port, for the filter
+    ours = socket.socket(family)
+    ours.bind((loopback, 0))  # its own port, for the filter
     stamps = PacketStamps.open_for(ours, port)
-    ours.connect(("127.0.0.1", port))
+    ours.connect((loopback, port))
     ours.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     theirs, _ = listener.accept()
     theirs.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -82,6 +84,32 @@ def test_it_gives_each_packet_the_stamp_its_socket_gives_when_read_at_once(stamp
     assert stamps.missed == 0
     assert statistics.median(abs(difference) for difference in differences_ns) < 20_000
     assert all(abs(difference) < 5_000_000 for difference in differences_ns), differences_ns
+
+
+def _packet_socket_protocol(stamps):
+    """The protocol the kernel hands the packet socket, from /proc/net/packet."""
+    inode = os.fstat(stamps.fileno()).st_ino
+    with open("/proc/net/packet") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[-1]) == inode:
+                return int(fields[3], 16)
+    raise AssertionError(f"socket inode {inode} not in /proc/net/packet")
+
+
+@pytest.mark.parametrize("loopback", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
+def test_it_watches_its_connections_protocol_only_over_either(loopback):
+    with _connected_with_stamps(loopback) as (theirs, ours, stamps):
+        # Not every protocol (0x0003): such a socket is handed a copy of every
+        # packet any process sends, on every interface, before its filter drops it.
+        assert _packet_socket_protocol(stamps) == (0x86DD if ":" in loopback else 0x0800)
+        parts = [b"x" * 60, b"y" * 80]
+        _send_apart(theirs, parts)
+        time.sleep(0.02)
+        assert ours.recv(4096) == b"".join(parts)
+        first, second = stamps.stamp_at(60), stamps.stamp_at(140)
+        assert stamps.missed == 0
+        assert (second - first) / 1e6 >= 1.0  # each packet its own arrival
 
 
 def test_it_keeps_each_packets_arrival_when_they_wait_unread(stamped_pair):
