@@ -252,7 +252,14 @@
     if (status.tap_heard_us) lastTapHeard = status.tap_heard_us;
     var recent = live.delays.slice(-200);
     var middle = median(recent);
-    delayEl.textContent = middle === null ? "" : "delay ≈ " + figure(middle) + " ms";
+    var tap = status.tap || {};
+    if (tap.index_paused) {
+      // No event comes while indexing gives way to a busy machine: say why.
+      delayEl.textContent =
+        "indexing paused: the machine is busy · " + figure(tap.index_lag_s || 0) + " s behind";
+    } else {
+      delayEl.textContent = middle === null ? "" : "delay ≈ " + figure(middle) + " ms";
+    }
   }
 
   // The tap sends a heartbeat every second: silence means the tap (or Redis

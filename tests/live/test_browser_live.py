@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.live import session_cookie, start_server, start_tap
 from rabbit.brokers import default_broker
+from tests.busy_machine import busy_machine
 from tests.conftest import screenshot
 from tests.live.browsing import LIVE, wait_in_page, wait_live
 from tests.live.proxy import TcpProxy
@@ -219,3 +220,36 @@ def test_it_says_the_live_feed_is_interrupted_while_redis_is_away_and_reconnects
             tap.stop()
         server.stop()
         proxy.stop()
+
+
+def test_it_says_why_nothing_comes_while_indexing_gives_way_to_a_busy_machine(
+    open_page, viewer, scratch_vhost
+):
+    """The tap's heartbeat carries the pause (tracer/tap/give_way.py) to the Live bar."""
+    server, base = start_server()
+    tap = None
+    paused_text = "() => document.getElementById('live-delay').textContent"
+    try:
+        tap = start_tap([scratch_vhost], env={"WARREN_INDEX_PAUSE_MAX": "60"})
+        page = open_page(viewer, base)
+        page.goto(f"{base}/live/?vhost={quote(scratch_vhost, safe='')}")
+        wait_live(page)
+        assert "indexing paused" not in page.evaluate(paused_text)
+        with busy_machine():
+            try:
+                wait_in_page(
+                    page,
+                    f"() => ({paused_text})().includes('indexing paused: the machine is busy')",
+                    None,
+                    30,
+                )
+            except AssertionError:
+                raise AssertionError("no pause shown; the tap said:\n" + tap.output()) from None
+            assert re.search(r"· [\d.]+ s behind", page.evaluate(paused_text))
+            screenshot(page, "live-indexing-paused")
+        wait_in_page(page, f"() => !({paused_text})().includes('indexing paused')", None, 30)
+        assert page.errors == []
+    finally:
+        if tap is not None:
+            tap.stop()
+        server.stop()

@@ -7,34 +7,15 @@ stored, and all of them are stored once the machine is free again, or once the
 oldest has waited WARREN_INDEX_PAUSE_MAX seconds.
 """
 
-import contextlib
-import os
-import subprocess
-import sys
-
 import pytest
 
+from tests.busy_machine import busy_machine
 from tests.polling import wait_until
 from tests.tracer.tapping import TapProcess, client
 from tracer.models import Message
 from tracer.store.status import tap_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-SPIN_AT_MOST_S = 120  # each spinner ends by itself, whatever happens to the test
-SPIN = f"import time\nend = time.monotonic() + {SPIN_AT_MOST_S}\nwhile time.monotonic() < end: pass"
-
-
-@contextlib.contextmanager
-def busy_machine():
-    """One spinning process a core this test may run on, stopped on leaving."""
-    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in os.sched_getaffinity(0)]
-    try:
-        yield
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
 
 
 def publish(vhost, count, queue):

@@ -83,6 +83,9 @@ class PublisherStats(Counters):
 
     pending: int
     redis_ok: bool | None
+    # Indexing paused for a busy machine (tracer/tap/give_way.py), how far behind (s).
+    index_paused: bool
+    index_lag_s: float
 
 
 class Frame(TypedDict, total=False):
@@ -167,6 +170,7 @@ class LivePublisher:
         self._retry_at = 0.0
         self._last_sent = 0.0
         self._last_tick = 0.0
+        self.indexing: tuple[bool, float] = (False, 0.0)  # paused, behind (s): the tap's word
         self.counters: Counters = {
             "published": 0,  # events handed in by the tap
             "sent": 0,  # events that reached Redis
@@ -217,6 +221,8 @@ class LivePublisher:
                 **self.counters,
                 "pending": len(self._messages) + len(self._flows),
                 "redis_ok": self.redis_ok,
+                "index_paused": self.indexing[0],
+                "index_lag_s": self.indexing[1],
             }
         return stats
 
@@ -465,6 +471,12 @@ def publish_batch(result: "BatchResult", events: Iterable["CapturedEvent"]) -> N
         )
     except Exception:  # noqa: BLE001 - never the tap's problem
         log.exception("live: could not publish a batch")
+
+
+def tell_indexing(paused: bool, lag_s: float) -> None:
+    """Whether indexing is paused for a busy machine and how far behind it is: the
+    heartbeat carries it to the Live pages, which show it while no event comes."""
+    publisher().indexing = (paused, round(lag_s, 1))
 
 
 def publish_sweep(swept: int, timeout_s: float, now: int | None = None) -> None:

@@ -345,6 +345,7 @@ class Tap:
             self._spool_figures()  # may record a gap: a write
             swept = storage.sweep_timeouts(timeout_s=self.config.timeout_s)
             live.publish_sweep(swept, self.config.timeout_s)
+            live.tell_indexing(self.pauses.paused, self._spool[2])
             self._write_session()
         except (OperationalError, InterfaceError) as error:
             self.problems["database"] = f"cannot write: {error}"
