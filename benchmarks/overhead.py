@@ -275,7 +275,8 @@ def run(options, out):
         f"plugin {plugin:.2f}",
     )
     report.add(
-        "seconds the tap's indexing paused for the busy machine, of the seconds of load",
+        "seconds the tap's indexing paused for the busy machine (to its first look after "
+        "each slice), beside the seconds of load",
         "",
         f"{conditions['tap'].paused_s:.0f} of {conditions['tap'].seconds:.0f}",
         f"never pausing: {conditions['unpaused'].paused_s:.0f}",
@@ -347,7 +348,7 @@ def run(options, out):
     )
     report.note(
         "CPU: /proc (10 ms ticks), the broker's over the slices, the tap's over the slices and "
-        "until it had stored everything (settling: no change for 1 s, which the figure "
-        "'stored within' includes), divided by their calls"
+        "until it had stored everything (settling: its spool empty and no change for 1 s, which "
+        "the figure 'stored within' includes), divided by their calls"
     )
     return report
