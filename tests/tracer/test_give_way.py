@@ -4,10 +4,12 @@ the figures it reads from /proc.
 The tap with it, under real load, is in tests/tracer/test_index_pauses.py.
 """
 
+import os
 import subprocess
 import sys
 import time
 
+from tests.busy_machine import SPIN
 from tracer.tap.give_way import (
     PAUSE_AT,
     RESUME_BELOW,
@@ -94,28 +96,29 @@ def test_it_never_pauses_with_no_bound_or_no_figures():
 
 
 def test_it_reads_the_machines_ticks_and_a_busy_processs_own():
-    burner = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\nend = time.monotonic() + 5\nwhile time.monotonic() < end: pass",
-        ]
-    )
+    burner = subprocess.Popen([sys.executable, "-c", SPIN])
     try:
         first = read_cpu([burner.pid])
         time.sleep(1.0)
         second = read_cpu([burner.pid])
     finally:
         burner.kill()
-        burner.wait()
+        # The kernel's own count of the CPU it used, to the end.
+        _, _, usage = os.wait4(burner.pid, 0)
     assert first is not None and second is not None
-    # About a second of one core (clock ticks are 10 ms): the process and the machine saw it.
     spent = second.own[burner.pid] - first.own[burner.pid]
-    assert 50 <= spent <= 110
+    used_ticks = (usage.ru_utime + usage.ru_stime) * os.sysconf("SC_CLK_TCK")
+    # What /proc said it had used by the second reading is what the kernel
+    # counted to its end, but for the moment between that reading and the kill.
+    assert second.own[burner.pid] <= used_ticks + 1
+    assert used_ticks - second.own[burner.pid] <= 20
+    # It spun for the second between the readings, on a core of its own or not
+    # (a busy test run shares them): the machine's busy ticks count it too.
+    assert spent > 0
     assert second.busy - first.busy >= spent
-    assert second.total - first.total >= 100
+    assert second.total - first.total >= 100 * 0.9  # a second of one core at least
     share = others_share(first, second)
-    assert share is not None and share < 1.0
+    assert share is not None and 0.0 <= share <= 1.0
 
 
 def test_it_says_nothing_of_a_process_that_is_gone():
