@@ -12,10 +12,11 @@ needs is indexing not running at all while the machine is busy.
 So the tap measures, twice a second, the share of all the machine's cores that
 everything but indexing used (the tap's own process and its feeders are
 indexing; capture is not: it has to run). At PAUSE_AT or more, indexing pauses:
-the feeders stop decoding, the writer finishes what it holds, and capture goes
-on reading, stamping and spooling as before. It resumes once the others use
-less than RESUME_BELOW, or when the oldest event waiting in the spool is
-`max_lag_s` old (WARREN_INDEX_PAUSE_MAX): a machine busy for long still has
+the feeders stop decoding, the writer takes no batch (what was decoded waits
+in its inbox), and capture goes on reading, stamping and spooling as before.
+It resumes once the others use less than RESUME_BELOW, or when the oldest
+event waiting in the spool is `max_lag_s` old (WARREN_INDEX_PAUSE_MAX): a
+machine busy for long still has
 its events stored, at most that far behind while they are indexed, pausing
 again once the lag is down to half. Nothing is lost either way: the spool
 holds what waits (bounded by WARREN_SPOOL_MAX), and pages say that indexing is
@@ -35,7 +36,7 @@ log = logging.getLogger("tracer.tap")
 # Shares of all the cores used by everything but indexing (see the docstring).
 PAUSE_AT: Final = 0.85
 RESUME_BELOW: Final = 0.70
-CHECK_S: Final = 0.5  # how often: /proc's clock ticks are 10 ms, 100 a core in that time
+CHECK_S: Final = 0.5  # how often: /proc's clock ticks are 10 ms, 50 a core in that time
 # /proc/stat's fields after "cpu": user nice system idle iowait irq softirq steal.
 _IDLE_FIELDS: Final = (3, 4)
 _COUNTED_FIELDS: Final = 8
