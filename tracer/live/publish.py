@@ -19,15 +19,12 @@ little (1 s, then 2 s, up to 10 s) before trying again.
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Required, TypeAlias, TypedDict, TypeVar
-
-from django.db import connection as db_connection
 
 from tracer.live.events import (
     FlowEvent,
@@ -38,6 +35,7 @@ from tracer.live.events import (
     flow_event,
     message_event,
 )
+from tracer.live.groups import group_name as group_name  # what consumers join
 from tracer.masking import masked_names
 from tracer.models import Flow
 from tracer.times import from_us, now_us
@@ -97,24 +95,6 @@ class Frame(TypedDict, total=False):
     sent_us: int
     handed_us: int | None  # when the tap handed in the frame's last batch
     tap: PublisherStats  # live.tick
-
-
-# --- groups ---------------------------------------------------------------------------
-
-
-def installation_key() -> str:
-    """Eight hex digits naming this installation's database.
-
-    Consoles and taps that share a database share live events; another Warren
-    (or a test run) on the same Redis does not see them.
-    """
-    db = db_connection.settings_dict
-    identity = f"{db.get('ENGINE')}|{db.get('HOST')}|{db.get('PORT')}|{db.get('NAME')}"
-    return hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
-
-
-def group_name(stream: str) -> str:
-    return f"warren-live-{stream}.{installation_key()}"
 
 
 # --- the publisher ---------------------------------------------------------------------

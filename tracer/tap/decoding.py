@@ -456,3 +456,13 @@ def _undecodable(
         dedupe_key=_hash64(key.encode(), body),
         tap_redelivered=False,
     )
+
+
+def strip_unstorable(event: Captured) -> None:
+    """Keep the event's place in history without what the database refused."""
+    event.properties_json = '{"$unstorable": "properties refused by the database"}'
+    event.body = b""
+    event.body_truncated = event.body_size > 0
+    for name in ("node", "user", "connection", "exchange", "routing_key", "queue"):
+        value = getattr(event, name)
+        setattr(event, name, value.encode("utf-8", "replace").decode("ascii", "replace")[:255])

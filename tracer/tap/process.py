@@ -36,7 +36,7 @@ from tracer.store import sql, storage, traced
 from tracer.store.sql import table_of
 from tracer.tap.config import TapConfig
 from tracer.tap.controls import Control
-from tracer.tap.decoding import Captured
+from tracer.tap.decoding import Captured, strip_unstorable
 from tracer.tap.gaps import Gaps
 from tracer.tap.give_way import IndexingPauses
 from tracer.tap.priority import set_thread_niceness
@@ -281,7 +281,7 @@ class Tap:
                 raise
             except (DatabaseError, ValueError, TypeError, OverflowError) as error:
                 log.warning("event unstorable as captured (%s); storing it stripped", error)
-                _strip(event, error)
+                strip_unstorable(event)
                 try:
                     result = storage.store_batch(
                         [event],
@@ -489,14 +489,3 @@ class Tap:
             "%(duplicates)s duplicates, %(dropped)s dropped",
             self.counters,
         )
-
-
-def _strip(event: Captured, error: Exception) -> None:
-    """Keep the event's place in history without what the database refused."""
-    event.properties_json = '{"$unstorable": "properties refused by the database"}'
-    event.body = b""
-    event.body_truncated = event.body_size > 0
-    for name in ("node", "user", "connection", "exchange", "routing_key", "queue"):
-        value = getattr(event, name)
-        setattr(event, name, value.encode("utf-8", "replace").decode("ascii", "replace")[:255])
-    log.debug("stripped event after: %s", error)
