@@ -53,6 +53,7 @@ SOL_PACKET: Final = 263
 PACKET_STATISTICS: Final = 6
 PACKET_RX_RING: Final = 5
 PACKET_VERSION: Final = 10
+PACKET_IGNORE_OUTGOING: Final = 23  # Linux 4.20 on
 TPACKET_V2: Final = 1
 TP_STATUS_USER: Final = 1  # a frame the kernel has filled and handed over
 SO_ATTACH_FILTER: Final = 26
@@ -230,6 +231,14 @@ class PacketStamps:
             # Unbound, it hears every interface, from its creation: what came
             # before the filter is dropped (the connection has sent nothing yet).
             attach_filter(sock, connection_filter(remote_port, local_port))
+            # Not handed the packets going out at all, which the filter would
+            # drop: the kernel clones every packet any process on the machine
+            # sends for each socket that listens to them, at the sender's cost
+            # (the broker's and its clients'). Measured on loopback: a send cost
+            # 0.5-1.3 µs more with such a socket open, 0.3-0.4 µs more with this.
+            # An older kernel refuses the option; the filter still drops them.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             sock.setblocking(False)
             with contextlib.suppress(BlockingIOError):
                 while True:

@@ -87,6 +87,13 @@ def test_it_gives_each_packet_the_stamp_its_socket_gives_when_read_at_once(stamp
     assert all(abs(difference) < 5_000_000 for difference in differences_ns), differences_ns
 
 
+def test_it_asks_not_to_be_handed_the_packets_going_out(stamped_pair):
+    # Outgoing packets would be cloned for it at every sender's cost, then dropped.
+    _theirs, _ours, stamps = stamped_pair
+    option = stamps._sock.getsockopt(packet_stamps.SOL_PACKET, packet_stamps.PACKET_IGNORE_OUTGOING)
+    assert option == 1
+
+
 @pytest.mark.parametrize("loopback", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
 def test_it_stamps_each_packet_before_tcp_takes_it_over_either(loopback):
     with _connected_with_stamps(loopback) as (theirs, ours, stamps):
