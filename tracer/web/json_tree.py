@@ -3,13 +3,16 @@ script, every key and value escaped (format_html/escape), never markup."""
 
 import orjson
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 # Past this many values the body is shown as indented text instead: a tree of
 # tens of thousands of nodes would make the page slow to open.
 MAX_NODES = 3000
 # Objects and arrays deeper than this start closed.
 OPEN_DEPTH = 3
+# Fixed markup, no value in it (format_html without arguments is deprecated).
+NULL_HTML = mark_safe('<span class="json-null">null</span>')
+NO_LABEL = mark_safe("")
 
 
 class _TooBig(Exception):
@@ -23,7 +26,7 @@ def _quoted(text: object) -> str:
 
 def _scalar(value: object) -> SafeString:
     if value is None:
-        return format_html('<span class="json-null">null</span>')
+        return NULL_HTML
     if isinstance(value, bool):
         return format_html('<span class="json-bool">{}</span>', "true" if value else "false")
     if isinstance(value, int | float):
@@ -43,7 +46,7 @@ def _node(
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooBig
-    label = format_html("") if key is None else format_html("{}: ", _key(key, in_array))
+    label = NO_LABEL if key is None else format_html("{}: ", _key(key, in_array))
     if not isinstance(value, dict | list):
         return format_html("<li>{}{}</li>", label, _scalar(value))
     is_list = isinstance(value, list)
