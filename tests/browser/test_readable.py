@@ -321,6 +321,9 @@ def test_it_opens_a_json_body_as_a_tree_that_folds(page_as, viewer, live_server)
     assert page.locator(".json-view b").count() == 0
     page.click("text=Expand all")
     assert sku.is_visible()
+    assert tree.locator(".json-null").inner_text() == "null"
+    assert tree.get_by_text('"note": null', exact=True).is_visible()  # the key, then null
+    screenshot(page, "message-json-tree")
     page.click("text=Collapse all")
     assert tree.locator("details[open]").count() == 1  # the top level only
     assert not sku.is_visible()
