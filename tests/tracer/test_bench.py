@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
-from benchmarks import capacity, capture, common, queries, synthetic
+from benchmarks import capacity, capture, common, overhead, queries, synthetic
 from rabbit import amqp
 from rabbit.brokers import default_broker
 from tests.polling import wait_until
@@ -34,6 +34,22 @@ def test_it_takes_percentiles_of_samples():
     assert common.percentile(samples, 0.99) == 99
     assert common.percentile([7], 0.99) == 7
     assert common.percentile([], 0.5) is None
+
+
+def test_it_adds_up_what_tracing_costs_a_call_round_by_round():
+    off, tap, plugin = (overhead.Condition(name) for name in ("off", "tap", "plugin"))
+    # Two rounds: 1,000 calls each; the broker's CPU in seconds.
+    off.add(1000, 1.0, 0.20)
+    off.add(1000, 1.0, 0.30)
+    tap.add(1000, 1.0, 0.50)
+    tap.own_us[-1] = 60.0
+    tap.add(1000, 1.0, 0.55)
+    tap.own_us[-1] = 70.0
+    plugin.add(1000, 1.0, 0.65)
+    plugin.add(1000, 1.0, 0.60)
+    # Each round against its own "off": 500 - 200 + 60, 550 - 300 + 70; the plugin's own is 0.
+    assert overhead.added_cpu_us(tap, off) == pytest.approx([360.0, 320.0])
+    assert overhead.added_cpu_us(plugin, off) == pytest.approx([450.0, 300.0])
 
 
 @pytest.mark.django_db
