@@ -115,13 +115,13 @@ class Condition:
         self.broker_us = []
         self.own_us = []
 
-    def add(self, calls, elapsed_s, broker_s):
+    def add(self, calls, elapsed_s, broker_s, own_s=0.0):
         self.rates.append(calls / elapsed_s if elapsed_s else 0.0)
         self.calls += calls
         self.seconds += elapsed_s
         self.broker_s += broker_s
         self.broker_us.append(broker_s / calls * 1e6 if calls else 0.0)
-        self.own_us.append(0.0)
+        self.own_us.append(own_s / calls * 1e6 if calls else 0.0)
 
     def per_call_us(self, cpu_s):
         return f"{cpu_s / self.calls * 1e6:,.0f} µs" if self.calls else "-"
@@ -190,14 +190,13 @@ class Setups:
             calls, elapsed_s, broker_s = _load(
                 self.config, tap.vhost if tap else self.vhosts[name], self.seconds
             )
-        condition.add(calls, elapsed_s, broker_s)
+        during = common.cpu_seconds_by_part(tap.tap.pid) if tap else None
+        own_s = sum(during[part] - before[part] for part in TAP_PARTS) if tap else 0.0
+        condition.add(calls, elapsed_s, broker_s, own_s)
         if tap is not None:
-            during = common.cpu_seconds_by_part(tap.tap.pid)
             condition.indexing_during_s += sum(
                 during[part] - before[part] for part in ("feeder", "writer")
             )
-            own_s = sum(during[part] - before[part] for part in TAP_PARTS)
-            condition.own_us[-1] = own_s / calls * 1e6 if calls else 0.0
             depth = queue_depth(tap.config, tap.vhost, settings.WARREN_TAP_QUEUE)
             condition.behind.append(depth)
             # Emitted into this tap's vhost so far, by whichever condition ran there.

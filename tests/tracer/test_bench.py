@@ -38,13 +38,11 @@ def test_it_takes_percentiles_of_samples():
 
 def test_it_adds_up_what_tracing_costs_a_call_round_by_round():
     off, tap, plugin = (overhead.Condition(name) for name in ("off", "tap", "plugin"))
-    # Two rounds: 1,000 calls each; the broker's CPU in seconds.
+    # Two rounds: 1,000 calls each; the broker's and the tap's own CPU in seconds.
     off.add(1000, 1.0, 0.20)
     off.add(1000, 1.0, 0.30)
-    tap.add(1000, 1.0, 0.50)
-    tap.own_us[-1] = 60.0
-    tap.add(1000, 1.0, 0.55)
-    tap.own_us[-1] = 70.0
+    tap.add(1000, 1.0, 0.50, own_s=0.060)
+    tap.add(1000, 1.0, 0.55, own_s=0.070)
     plugin.add(1000, 1.0, 0.65)
     plugin.add(1000, 1.0, 0.60)
     # Each round against its own "off": 500 - 200 + 60, 550 - 300 + 70; the plugin's own is 0.
