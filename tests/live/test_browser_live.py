@@ -247,12 +247,14 @@ def test_it_says_why_nothing_comes_while_indexing_gives_way_to_a_busy_machine(
                 raise AssertionError("no pause shown; the tap said:\n" + tap.output()) from None
             assert re.search(r"· [\d.]+ s behind", page.evaluate(paused_text))
             screenshot(page, "live-indexing-paused")
-            for width, scheme in ((390, "light"), (390, "dark"), (1440, "dark")):
+            for width, scheme in ((360, "light"), (390, "dark"), (1440, "dark")):
                 page.set_viewport_size({"width": width, "height": 844})
                 page.emulate_media(color_scheme=scheme)
                 assert page.locator("#live-delay").is_visible()
                 box = page.locator("#live-delay").bounding_box()
-                assert box is not None and box["x"] + box["width"] <= width  # not cut off
+                bar = page.locator(".live-bar").bounding_box()
+                assert box is not None and bar is not None
+                assert box["x"] + box["width"] <= bar["x"] + bar["width"]  # inside its bar
                 screenshot(page, f"live-indexing-paused-{width}-{scheme}")
         wait_in_page(page, f"() => !({paused_text})().includes('indexing paused')", None, 30)
         assert page.errors == []
